@@ -1,0 +1,42 @@
+/**
+ * The few named errors numgrad throws. Every message names the operation, the field and what was
+ * expected, so a user (or a job's failedReason) says what to fix without reading code.
+ */
+
+/** Base class: anything numgrad itself rejects. */
+export class NumgradError extends Error {
+  override name = 'NumgradError';
+}
+
+/** An argument, option or payload field has a bad value. `field` names it; `expected` says what fits. */
+export class ValidationError extends NumgradError {
+  override name = 'ValidationError';
+  constructor(
+    readonly op: string,
+    readonly field: string,
+    readonly expected: string,
+    readonly got?: unknown,
+  ) {
+    super(`${op}: ${field} must be ${expected}${got === undefined ? '' : `, got ${describe(got)}`}`);
+  }
+}
+
+/** A file (IDX, .npy) is corrupt, truncated or of an unsupported kind. `source` names the file. */
+export class FormatError extends NumgradError {
+  override name = 'FormatError';
+  constructor(
+    readonly source: string,
+    readonly detail: string,
+  ) {
+    super(`${source}: ${detail}`);
+  }
+}
+
+function describe(v: unknown): string {
+  if (typeof v === 'number') return Number.isNaN(v) ? 'NaN' : String(v);
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return `an array of length ${v.length}`;
+  if (ArrayBuffer.isView(v)) return `${v.constructor.name} of length ${(v as unknown as { length: number }).length}`;
+  return typeof v;
+}

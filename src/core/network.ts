@@ -1,0 +1,176 @@
+import { ValidationError } from './errors.js';
+import type { Batch } from './dataset.js';
+import { CLASSES, INPUTS, hiddenFromLength, layout } from './layout.js';
+import { CEE_DELTA } from './losses.js';
+import type { Rng } from './prng.js';
+import { pairwiseSum } from './sum.js';
+
+/**
+ * The chapter-4 two-layer net: 784 → H (sigmoid) → 10 (softmax), loss = batched cross-entropy with
+ * the 1e-7 guard. Parameters are one flat Float64Array in the layout of layout.ts.
+ */
+
+/** Weights 0.01 × standard normal, biases 0 (the book's `weight_init_std = 0.01`). */
+export function initParams(hidden: number, rng: Rng, scale = 0.01): Float64Array {
+  const l = layout(hidden);
+  const p = new Float64Array(l.length);
+  for (let c = l.w1; c < l.b1; c++) p[c] = scale * rng.normal();
+  for (let c = l.w2; c < l.b2; c++) p[c] = scale * rng.normal();
+  return p;
+}
+
+/** Throws when params hold NaN or ±Inf (names the first bad coordinate). */
+export function checkFinite(op: string, params: Float64Array, field = 'params'): void {
+  for (let c = 0; c < params.length; c++) {
+    if (!Number.isFinite(params[c])) throw new ValidationError(op, `${field}[${c}]`, 'a finite number', params[c]);
+  }
+}
+
+/** Forward pass of samples [start, end): hidden activations z (n×H) and logits a2 (n×10). */
+export interface Forward {
+  readonly count: number;
+  readonly hidden: number;
+  readonly a1: Float64Array;
+  readonly z: Float64Array;
+  readonly a2: Float64Array;
+}
+
+/**
+ * a1 = x·W1 + b1 summed over the non-zero pixels in increasing pixel order (a zero pixel adds
+ * exactly ±0, so skipping it changes no bit), z = sigmoid(a1), a2 = z·W2 + b2.
+ */
+export function forward(params: Float64Array, batch: Batch, start = 0, end = batch.count): Forward {
+  const H = hiddenFromLength(params.length);
+  const l = layout(H);
+  const n = end - start;
+  const a1 = new Float64Array(n * H);
+  const z = new Float64Array(n * H);
+  const a2 = new Float64Array(n * CLASSES);
+  const px = batch.pixels;
+  for (let s = 0; s < n; s++) {
+    const row = (start + s) * INPUTS;
+    const o = s * H;
+    for (let i = 0; i < INPUTS; i++) {
+      const v = px[row + i];
+      if (v === 0) continue;
+      const x = v / 255;
+      const w = i * H;
+      for (let j = 0; j < H; j++) a1[o + j] += x * params[w + j];
+    }
+    for (let j = 0; j < H; j++) {
+      const a = a1[o + j] + params[l.b1 + j];
+      a1[o + j] = a;
+      z[o + j] = 1 / (1 + Math.exp(-a));
+    }
+    const q = s * CLASSES;
+    for (let j = 0; j < H; j++) {
+      const zj = z[o + j];
+      const w = l.w2 + j * CLASSES;
+      for (let k = 0; k < CLASSES; k++) a2[q + k] += zj * params[w + k];
+    }
+    for (let k = 0; k < CLASSES; k++) a2[q + k] += params[l.b2 + k];
+  }
+  return { count: n, hidden: H, a1, z, a2 };
+}
+
+/** Softmax probabilities of every sample (rows of 10), max-subtracted. */
+export function probabilities(f: Forward): Float64Array {
+  const y = new Float64Array(f.count * CLASSES);
+  for (let s = 0; s < f.count; s++) {
+    const q = s * CLASSES;
+    let m = -Infinity;
+    for (let k = 0; k < CLASSES; k++) if (f.a2[q + k] > m) m = f.a2[q + k];
+    let S = 0;
+    for (let k = 0; k < CLASSES; k++) {
+      const e = Math.exp(f.a2[q + k] - m);
+      y[q + k] = e;
+      S += e;
+    }
+    for (let k = 0; k < CLASSES; k++) y[q + k] /= S;
+  }
+  return y;
+}
+
+/** Per-sample losses −log(y_t + 1e-7) and the number of correct argmax predictions. */
+export function sampleLosses(params: Float64Array, batch: Batch, start = 0, end = batch.count): { losses: Float64Array; correct: number } {
+  const f = forward(params, batch, start, end);
+  const y = probabilities(f);
+  const losses = new Float64Array(f.count);
+  let correct = 0;
+  for (let s = 0; s < f.count; s++) {
+    const q = s * CLASSES;
+    const t = batch.labels[start + s];
+    losses[s] = -Math.log(y[q + t] + CEE_DELTA);
+    let best = 0;
+    for (let k = 1; k < CLASSES; k++) if (y[q + k] > y[q + best]) best = k;
+    if (best === t) correct++;
+  }
+  return { losses, correct };
+}
+
+/** Batched cross-entropy: Σ per-sample losses (numpy's order) / n. */
+export function loss(params: Float64Array, batch: Batch): number {
+  return pairwiseSum(sampleLosses(params, batch).losses) / batch.count;
+}
+
+export function accuracy(params: Float64Array, batch: Batch): number {
+  return sampleLosses(params, batch).correct / batch.count;
+}
+
+/** Predicted class of every sample. */
+export function predict(params: Float64Array, batch: Batch): Uint8Array {
+  const y = probabilities(forward(params, batch));
+  const out = new Uint8Array(batch.count);
+  for (let s = 0; s < batch.count; s++) {
+    let best = 0;
+    for (let k = 1; k < CLASSES; k++) if (y[s * CLASSES + k] > y[s * CLASSES + best]) best = k;
+    out[s] = best;
+  }
+  return out;
+}
+
+/**
+ * Exact gradient (backprop) of `loss` *including* the 1e-7 guard: d/dy_t of −log(y_t + δ) is
+ * −1/(y_t + δ), so the usual softmax term (y − t) is scaled by y_t/(y_t + δ). This is the oracle
+ * the finite-difference engine is tested against.
+ */
+export function analyticGradient(params: Float64Array, batch: Batch): Float64Array {
+  const H = hiddenFromLength(params.length);
+  const l = layout(H);
+  const n = batch.count;
+  if (n < 1) throw new ValidationError('analyticGradient', 'batch', 'at least one sample', n);
+  const f = forward(params, batch);
+  const y = probabilities(f);
+  const g = new Float64Array(l.length);
+  const dy = new Float64Array(CLASSES);
+  const da1 = new Float64Array(H);
+  for (let s = 0; s < n; s++) {
+    const q = s * CLASSES;
+    const t = batch.labels[s];
+    const yt = y[q + t];
+    const scale = yt / (yt + CEE_DELTA) / n;
+    for (let k = 0; k < CLASSES; k++) dy[k] = (y[q + k] - (k === t ? 1 : 0)) * scale;
+    const o = s * H;
+    for (let j = 0; j < H; j++) {
+      const zj = f.z[o + j];
+      let d = 0;
+      const w = l.w2 + j * CLASSES;
+      for (let k = 0; k < CLASSES; k++) {
+        d += dy[k] * params[w + k];
+        g[w + k] += zj * dy[k];
+      }
+      da1[j] = d * zj * (1 - zj);
+      g[l.b1 + j] += da1[j];
+    }
+    for (let k = 0; k < CLASSES; k++) g[l.b2 + k] += dy[k];
+    const row = s * INPUTS;
+    for (let i = 0; i < INPUTS; i++) {
+      const v = batch.pixels[row + i];
+      if (v === 0) continue;
+      const x = v / 255;
+      const w = i * H;
+      for (let j = 0; j < H; j++) g[w + j] += x * da1[j];
+    }
+  }
+  return g;
+}
