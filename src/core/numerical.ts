@@ -22,16 +22,33 @@ export function numericalDiff(f: (x: number) => number, x: number, h = DEFAULT_H
  * (x is the caller's array, as in the book), and restored to its exact old value after use.
  */
 export function numericalGradient(f: (x: Float64Array) => number, x: Float64Array, h = DEFAULT_H): Float64Array {
+  return numericalGradientRange(f, x, 0, x.length, h);
+}
+
+/**
+ * The same for coordinates [start, end) only: the naive reference (two full evaluations of f per
+ * coordinate), and the fallback for any scalar function that has no incremental form.
+ */
+export function numericalGradientRange(
+  f: (x: Float64Array) => number,
+  x: Float64Array,
+  start: number,
+  end: number,
+  h = DEFAULT_H,
+): Float64Array {
   checkStep('numericalGradient', h);
-  const grad = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > x.length || start > end) {
+    throw new ValidationError('numericalGradient', 'range', `integers 0 ≤ start ≤ end ≤ ${x.length}`, `[${start}, ${end})`);
+  }
+  const grad = new Float64Array(end - start);
+  for (let i = start; i < end; i++) {
     const old = x[i];
     x[i] = old + h;
     const f1 = f(x);
     x[i] = old - h;
     const f2 = f(x);
     x[i] = old;
-    grad[i] = (f1 - f2) / (2 * h);
+    grad[i - start] = (f1 - f2) / (2 * h);
   }
   return grad;
 }
