@@ -89,7 +89,7 @@ export function parseIdx(bytes: Uint8Array, source: string, expect: IdxExpect = 
     fail(`truncated: expected ${expected} bytes (${headerLength}-byte header + ${shape.join(' × ')} ubytes), got ${bytes.length}`);
   }
   if (bytes.length > expected) {
-    fail(`${bytes.length - expected} trailing bytes: expected ${expected} bytes (${headerLength}-byte header + ${shape.join(' × ')} ubytes), got ${bytes.length}`);
+    fail(`${plural(bytes.length - expected, 'trailing byte')}: expected ${expected} bytes (${headerLength}-byte header + ${shape.join(' × ')} ubytes), got ${bytes.length}`);
   }
   // A plain Uint8Array view even when `bytes` is a Node Buffer, so datasets are one concrete type.
   return { dtype: 'uint8', shape, data: new Uint8Array(bytes.buffer, bytes.byteOffset + headerLength, elements) };

@@ -58,7 +58,7 @@ export function parseNpy(bytes: Uint8Array, source: string): NpyArray {
   const expected = count * itemsize;
   const got = bytes.length - dataOffset;
   if (got !== expected) {
-    const what = got < expected ? 'truncated data' : `${got - expected} trailing bytes`;
+    const what = got < expected ? 'truncated data' : `${got - expected} trailing byte${got - expected === 1 ? '' : 's'}`;
     fail(`${what}: expected ${expected} data bytes (${count} × ${itemsize}-byte ${dtype}), got ${got}`);
   }
 
