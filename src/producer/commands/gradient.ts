@@ -1,0 +1,86 @@
+import type { Command } from 'commander';
+import { gatherBatch } from '../../core/dataset.js';
+import { fdGradient } from '../../core/fd-engine.js';
+import { coordName } from '../../core/layout.js';
+import { analyticGradient, initParams, loss } from '../../core/network.js';
+import { DEFAULT_H } from '../../core/numerical.js';
+import { Rng, miniBatchIndices } from '../../core/prng.js';
+import { loadMnist } from '../../io/mnist.js';
+import { readIndicesFile, readParamsFile, writeNpyFile } from '../../io/npy-file.js';
+import { floatOption, intOption } from '../options.js';
+import type { Output } from '../output.js';
+
+const OP = 'numgrad gradient';
+
+export interface GradientFlags {
+  params?: string;
+  indices?: string;
+  hidden: string;
+  seed: string;
+  batch: string;
+  h: string;
+  out?: string;
+  check?: boolean;
+  json?: boolean;
+}
+
+/** Params from --params, else the seeded initial net (--hidden, --seed); the batch from --indices, else seeded. */
+export function resolveInputs(op: string, flags: { params?: string; indices?: string; hidden: string; seed: string; batch: string }, mnistDir?: string) {
+  const seed = intOption(op, '--seed', flags.seed, 0);
+  const params = flags.params !== undefined ? readParamsFile(flags.params) : initParams(intOption(op, '--hidden', flags.hidden, 1, 4096), new Rng(seed));
+  const train = loadMnist('train', mnistDir);
+  const indices = flags.indices !== undefined ? readIndicesFile(flags.indices) : miniBatchIndices(seed, 0, intOption(op, '--batch', flags.batch, 1, train.count), train.count);
+  const batch = gatherBatch(train, indices);
+  return { params, indices, batch };
+}
+
+export function registerGradient(program: Command, out: Output, mnistDir: () => string | undefined): void {
+  program
+    .command('gradient')
+    .description('the full gradient of the chapter-4 net by central differences, one coordinate at a time')
+    .option('--params <file>', 'parameters (.npy, float64, length 795·H+10); default: the seeded initial net')
+    .option('--hidden <H>', 'hidden units of the seeded initial net', '50')
+    .option('--seed <S>', 'seed of the initial net and of the batch', '0')
+    .option('--indices <file>', 'training-set indices of the batch (.npy, int32/int64)')
+    .option('--batch <N>', 'size of the seeded batch', '100')
+    .option('--h <h>', 'central-difference step', String(DEFAULT_H))
+    .option('--out <file>', 'write the gradient as a float64 .npy')
+    .option('--check', 'also compute the exact (backprop) gradient and report the max relative error')
+    .option('--json', 'print one JSON object on the last line of stdout')
+    .action((flags: GradientFlags) => {
+      const h = floatOption(OP, '--h', flags.h, { gt: 0, max: 1 });
+      const { params, batch } = resolveInputs(OP, flags, mnistDir());
+      const t0 = performance.now();
+      const g = fdGradient(params, batch, h);
+      const seconds = (performance.now() - t0) / 1000;
+      const L = loss(params, batch);
+      const H = (params.length - 10) / 795;
+      out.line(`gradient: ${g.length} coordinates (784-${H}-10 net), batch ${batch.count}, h ${h}: ${seconds.toFixed(3)} s, loss ${L}`);
+      if (flags.out !== undefined) {
+        writeNpyFile(flags.out, g);
+        out.line(`wrote ${flags.out}`);
+      }
+      let check: { maxRelErr: number; worst: string; worstIndex: number; analyticSeconds: number } | undefined;
+      if (flags.check) {
+        const t1 = performance.now();
+        const exact = analyticGradient(params, batch);
+        const analyticSeconds = (performance.now() - t1) / 1000;
+        let num = 0;
+        let den = 0;
+        let worstIndex = 0;
+        for (let c = 0; c < g.length; c++) {
+          const e = Math.abs(g[c] - exact[c]);
+          if (e > num) {
+            num = e;
+            worstIndex = c;
+          }
+          den = Math.max(den, Math.abs(exact[c]));
+        }
+        check = { maxRelErr: num / Math.max(den, 1e-300), worst: coordName(worstIndex, H), worstIndex, analyticSeconds };
+        out.line(`check: max|g − g_exact| / max|g_exact| = ${check.maxRelErr.toExponential(3)} (worst ${check.worst}); analytic ${analyticSeconds.toFixed(4)} s`);
+      }
+      if (flags.json) {
+        out.json({ command: 'gradient', coordinates: g.length, hidden: H, batch: batch.count, h, seconds, loss: L, out: flags.out ?? null, check: check ?? null });
+      }
+    });
+}
