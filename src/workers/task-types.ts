@@ -1,0 +1,49 @@
+/**
+ * Messages between the pool and its threads. Buffers are SharedArrayBuffers (sent by reference);
+ * results come back as transferred ArrayBuffers (Piscina.move), never copied.
+ */
+import type { Split } from '../io/mnist.js';
+
+/** What every thread receives once, at start (piscina workerData). */
+export interface ThreadData {
+  readonly train: { pixels: Uint8Array; labels: Uint8Array } | null;
+  readonly test: { pixels: Uint8Array; labels: Uint8Array } | null;
+}
+
+/** A finite-difference shard: coordinates [start, end) of the gradient whose plan is `plan`. */
+export interface FdShardTask {
+  readonly planId: number;
+  readonly plan: SharedArrayBuffer;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** A cross-entropy shard: samples [start, end) of a split, or of a mini-batch given by `indices`. */
+export interface CeShardTask {
+  readonly params: SharedArrayBuffer | Float64Array;
+  readonly split: Split;
+  readonly start: number;
+  readonly end: number;
+  readonly indices?: Int32Array;
+}
+
+export interface CeShardResult {
+  /** Per-sample losses −log(y_t + 1e-7), in sample order. */
+  readonly losses: Float64Array;
+  readonly correct: number;
+}
+
+/**
+ * piscina transfers only a top-level result, so a cross-entropy shard comes back as one
+ * Float64Array: the per-sample losses followed by the number correct.
+ */
+export function encodeCeResult(losses: Float64Array, correct: number): Float64Array {
+  const out = new Float64Array(losses.length + 1);
+  out.set(losses);
+  out[losses.length] = correct;
+  return out;
+}
+
+export function decodeCeResult(buf: Float64Array): CeShardResult {
+  return { losses: buf.subarray(0, buf.length - 1), correct: buf[buf.length - 1] };
+}

@@ -1,0 +1,38 @@
+/**
+ * The piscina task file: thin. Decode the task, call src/core, return a transferable result.
+ * Threads never touch Redis or files; the dataset comes once through workerData.
+ */
+import { Piscina } from 'piscina';
+import { type Dataset, gatherBatch, sliceDataset } from '../core/dataset.js';
+import { FdEngine } from '../core/fd-engine.js';
+import { sampleLosses } from '../core/network.js';
+import { unpackPlan } from '../core/plan-buffer.js';
+import { type CeShardTask, type FdShardTask, type ThreadData, encodeCeResult } from './task-types.js';
+
+const data = Piscina.workerData as ThreadData;
+
+function split(name: 'train' | 'test'): Dataset {
+  const s = data[name];
+  if (s === null) throw new Error(`ceShard: the ${name} split was not loaded in this pool`);
+  return { count: s.labels.length, pixels: s.pixels, labels: s.labels };
+}
+
+/** One engine per plan per thread; the memo itself lives in the plan's shared buffer. */
+let cached: { id: number; engine: FdEngine } | undefined;
+
+export function fdShard(task: FdShardTask): Float64Array {
+  if (cached === undefined || cached.id !== task.planId) {
+    const { plan, memory } = unpackPlan(task.plan);
+    cached = { id: task.planId, engine: new FdEngine(plan, memory) };
+  }
+  return Piscina.move(cached.engine.shard(task.start, task.end)) as unknown as Float64Array;
+}
+
+/** Returns encodeCeResult(losses, correct), transferred. */
+export function ceShard(task: CeShardTask): Float64Array {
+  const params = task.params instanceof Float64Array ? task.params : new Float64Array(task.params);
+  const source = split(task.split);
+  const samples = task.indices !== undefined ? gatherBatch(source, task.indices.subarray(task.start, task.end)) : sliceDataset(source, task.start, task.end);
+  const { losses, correct } = sampleLosses(params, samples);
+  return Piscina.move(encodeCeResult(losses, correct)) as unknown as Float64Array;
+}
