@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { NumgradError } from '../core/errors.js';
+import { registerEvaluate } from './commands/evaluate.js';
 import { registerGradient } from './commands/gradient.js';
+import { registerTrain, runLocalTraining } from './commands/train.js';
 import { runDemo } from './demo.js';
 import { type Output, stdio } from './output.js';
 
@@ -23,6 +25,20 @@ export function buildProgram(out: Output = stdio, env: NodeJS.ProcessEnv = proce
       out.line(`plots: ${files.join(', ')}`);
     });
   registerGradient(program, out, mnistDir);
+  registerEvaluate(program, out, mnistDir);
+  registerTrain(program, out, mnistDir);
+  program
+    .command('start')
+    .description('the main job: the chapter-4 training with finite-difference gradients, written to ./out/train')
+    .option('--iters <N>', 'iterations', '10000')
+    .option('--out <dir>', 'output folder', './out/train')
+    .action(async (flags: { iters: string; out: string }) => {
+      await runLocalTraining(
+        { backend: 'local', iters: flags.iters, batch: '100', lr: '0.1', hidden: '50', seed: '0', h: '0.0001', evalEvery: '600', out: flags.out },
+        out,
+        mnistDir(),
+      );
+    });
   return program;
 }
 
@@ -45,6 +61,7 @@ export async function main(argv: string[], out: Output = stdio): Promise<number>
 const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (isEntry) {
   main(process.argv.slice(2)).then((code) => {
-    process.exitCode = code;
+    // A command may have set its own code (130 after Ctrl-C); an error code wins over it.
+    if (code !== 0 || process.exitCode === undefined) process.exitCode = code;
   });
 }

@@ -113,6 +113,11 @@ export class LocalPool {
     return { ...reduceEvaluation(asm.out, correct), seconds: (performance.now() - t0) / 1000 };
   }
 
+  /** Worker threads currently alive (0 after close). */
+  get liveThreads(): number {
+    return this.pool.threads.length;
+  }
+
   /** Stops every thread; safe to call twice. */
   close(): Promise<void> {
     if (this.closing === undefined) this.closing = this.pool.destroy();

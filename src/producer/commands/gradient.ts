@@ -1,13 +1,15 @@
 import type { Command } from 'commander';
-import { gatherBatch } from '../../core/dataset.js';
+import { checkIndices, gatherBatch } from '../../core/dataset.js';
+import { ValidationError } from '../../core/errors.js';
 import { fdGradient } from '../../core/fd-engine.js';
-import { coordName } from '../../core/layout.js';
-import { analyticGradient, initParams, loss } from '../../core/network.js';
+import { coordName, hiddenFromLength } from '../../core/layout.js';
+import { analyticGradient, checkFinite, initParams, loss } from '../../core/network.js';
 import { DEFAULT_H } from '../../core/numerical.js';
 import { Rng, miniBatchIndices } from '../../core/prng.js';
 import { loadMnist } from '../../io/mnist.js';
 import { readIndicesFile, readParamsFile, writeNpyFile } from '../../io/npy-file.js';
-import { floatOption, intOption } from '../options.js';
+import { LocalPool } from '../../workers/pool.js';
+import { choiceOption, floatOption, intOption } from '../options.js';
 import type { Output } from '../output.js';
 
 const OP = 'numgrad gradient';
@@ -22,16 +24,35 @@ export interface GradientFlags {
   out?: string;
   check?: boolean;
   json?: boolean;
+  backend: string;
+  threads?: string;
 }
 
 /** Params from --params, else the seeded initial net (--hidden, --seed); the batch from --indices, else seeded. */
 export function resolveInputs(op: string, flags: { params?: string; indices?: string; hidden: string; seed: string; batch: string }, mnistDir?: string) {
   const seed = intOption(op, '--seed', flags.seed, 0);
   const params = flags.params !== undefined ? readParamsFile(flags.params) : initParams(intOption(op, '--hidden', flags.hidden, 1, 4096), new Rng(seed));
+  // Files are checked here, at the edge, so a bad one is reported against this command and its option
+  // (`numgrad gradient: --params must be ...`), not against the core function that would trip on it.
+  if (flags.params !== undefined) {
+    asOption(op, () => hiddenFromLength(params.length, '--params'));
+    checkFinite(op, params, '--params');
+  }
   const train = loadMnist('train', mnistDir);
   const indices = flags.indices !== undefined ? readIndicesFile(flags.indices) : miniBatchIndices(seed, 0, intOption(op, '--batch', flags.batch, 1, train.count), train.count);
+  if (flags.indices !== undefined) checkIndices(op, indices, train.count, '--indices');
   const batch = gatherBatch(train, indices);
   return { params, indices, batch };
+}
+
+/** Runs a core check and relabels its ValidationError with the command's name. */
+function asOption<T>(op: string, check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (err instanceof ValidationError) throw new ValidationError(op, err.field, err.expected, err.got);
+    throw err;
+  }
 }
 
 export function registerGradient(program: Command, out: Output, mnistDir: () => string | undefined): void {
@@ -47,15 +68,32 @@ export function registerGradient(program: Command, out: Output, mnistDir: () => 
     .option('--out <file>', 'write the gradient as a float64 .npy')
     .option('--check', 'also compute the exact (backprop) gradient and report the max relative error')
     .option('--json', 'print one JSON object on the last line of stdout')
-    .action((flags: GradientFlags) => {
+    .option('--backend <b>', 'inline (this thread), local (worker threads)', 'local')
+    .option('--threads <N>', 'worker threads of the local backend (default: all cores)')
+    .action(async (flags: GradientFlags) => {
       const h = floatOption(OP, '--h', flags.h, { gt: 0, max: 1 });
-      const { params, batch } = resolveInputs(OP, flags, mnistDir());
-      const t0 = performance.now();
-      const g = fdGradient(params, batch, h);
-      const seconds = (performance.now() - t0) / 1000;
+      const backend = choiceOption(OP, '--backend', flags.backend, ['inline', 'local'] as const);
+      const threads = flags.threads === undefined ? undefined : intOption(OP, '--threads', flags.threads, 1, 256);
+      const { params, batch, indices } = resolveInputs(OP, flags, mnistDir());
+      let g: Float64Array;
+      let seconds: number;
+      let where = 'inline, 1 thread';
+      if (backend === 'inline') {
+        const t0 = performance.now();
+        g = fdGradient(params, batch, h);
+        seconds = (performance.now() - t0) / 1000;
+      } else {
+        const pool = new LocalPool({ threads, mnistDir: mnistDir() });
+        try {
+          ({ gradient: g, seconds } = await pool.gradient(params, indices, h));
+          where = `local, ${pool.threads} thread${pool.threads > 1 ? 's' : ''}`;
+        } finally {
+          await pool.close();
+        }
+      }
       const L = loss(params, batch);
       const H = (params.length - 10) / 795;
-      out.line(`gradient: ${g.length} coordinates (784-${H}-10 net), batch ${batch.count}, h ${h}: ${seconds.toFixed(3)} s, loss ${L}`);
+      out.line(`gradient: ${g.length} coordinates (784-${H}-10 net), batch ${batch.count}, h ${h}, ${where}: ${seconds.toFixed(3)} s, loss ${L}`);
       if (flags.out !== undefined) {
         writeNpyFile(flags.out, g);
         out.line(`wrote ${flags.out}`);
@@ -80,7 +118,7 @@ export function registerGradient(program: Command, out: Output, mnistDir: () => 
         out.line(`check: max|g − g_exact| / max|g_exact| = ${check.maxRelErr.toExponential(3)} (worst ${check.worst}); analytic ${analyticSeconds.toFixed(4)} s`);
       }
       if (flags.json) {
-        out.json({ command: 'gradient', coordinates: g.length, hidden: H, batch: batch.count, h, seconds, loss: L, out: flags.out ?? null, check: check ?? null });
+        out.json({ command: 'gradient', backend, coordinates: g.length, hidden: H, batch: batch.count, h, seconds, loss: L, out: flags.out ?? null, check: check ?? null });
       }
     });
 }

@@ -1,0 +1,36 @@
+import type { Command } from 'commander';
+import { initParams } from '../../core/network.js';
+import { Rng } from '../../core/prng.js';
+import { readParamsFile } from '../../io/npy-file.js';
+import { LocalPool } from '../../workers/pool.js';
+import { choiceOption, intOption } from '../options.js';
+import type { Output } from '../output.js';
+
+const OP = 'numgrad evaluate';
+
+export function registerEvaluate(program: Command, out: Output, mnistDir: () => string | undefined): void {
+  program
+    .command('evaluate')
+    .description('mean cross-entropy and accuracy of a net over a whole MNIST split')
+    .option('--params <file>', 'parameters (.npy); default: the seeded initial net')
+    .option('--hidden <H>', 'hidden units of the seeded initial net', '50')
+    .option('--seed <S>', 'seed of the initial net', '0')
+    .option('--split <split>', 'train or test', 'test')
+    .option('--threads <N>', 'worker threads (default: all cores)')
+    .option('--json', 'print one JSON object on the last line of stdout')
+    .action(async (flags: { params?: string; hidden: string; seed: string; split: string; threads?: string; json?: boolean }) => {
+      const split = choiceOption(OP, '--split', flags.split, ['train', 'test'] as const);
+      const threads = flags.threads === undefined ? undefined : intOption(OP, '--threads', flags.threads, 1, 256);
+      const params = flags.params !== undefined
+        ? readParamsFile(flags.params)
+        : initParams(intOption(OP, '--hidden', flags.hidden, 1, 4096), new Rng(intOption(OP, '--seed', flags.seed, 0)));
+      const pool = new LocalPool({ threads, mnistDir: mnistDir() });
+      try {
+        const r = await pool.evaluate(params, split);
+        out.line(`evaluate: split ${split}, ${r.count} images, loss ${r.loss}, accuracy ${r.accuracy} (${r.correct} correct), ${r.seconds.toFixed(3)} s on ${pool.threads} thread(s)`);
+        if (flags.json) out.json({ command: 'evaluate', split, count: r.count, loss: r.loss, accuracy: r.accuracy, correct: r.correct, seconds: r.seconds, threads: pool.threads });
+      } finally {
+        await pool.close();
+      }
+    });
+}

@@ -1,0 +1,67 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { fdGradient } from '../../src/core/fd-engine.js';
+import { gatherBatch } from '../../src/core/dataset.js';
+import { sampleLosses } from '../../src/core/network.js';
+import { initParams } from '../../src/core/network.js';
+import { Rng, miniBatchIndices } from '../../src/core/prng.js';
+import { reduceEvaluation } from '../../src/core/reduce.js';
+import { loadMnist } from '../../src/io/mnist.js';
+import { LocalPool } from '../../src/workers/pool.js';
+import { bytesOf } from '../helpers/data.js';
+
+const pools: LocalPool[] = [];
+const pool = (threads: number, extra: { gradientShardSize?: number; evalShardSize?: number } = {}): LocalPool => {
+  const p = new LocalPool({ threads, ...extra });
+  pools.push(p);
+  return p;
+};
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.close()));
+});
+
+describe('local pool: bitwise determinism', () => {
+  const params = initParams(50, new Rng(11));
+  const indices = miniBatchIndices(11, 0, 100, 60_000);
+
+  it('gradient is bitwise identical for 1, 2 and 4 threads and any shard size, and to the inline engine', async () => {
+    const inline = fdGradient(params, gatherBatch(loadMnist('train'), indices));
+    const configs: [number, number | undefined][] = [[1, undefined], [2, undefined], [4, undefined], [2, 1], [2, 7], [4, 997], [2, 39_760], [1, 5000]];
+    for (const [threads, size] of configs) {
+      const g = (await pool(threads, { gradientShardSize: size }).gradient(params, indices)).gradient;
+      expect(bytesOf(g).equals(bytesOf(inline)), `threads ${threads}, shard size ${size}`).toBe(true);
+    }
+  });
+
+  it('evaluation (loss, accuracy) is bitwise identical for any thread and shard count', async () => {
+    const test = loadMnist('test');
+    const { losses, correct } = sampleLosses(params, test);
+    const ref = reduceEvaluation(losses, correct);
+    for (const [threads, size] of [[1, undefined], [2, undefined], [4, undefined], [2, 1000], [3, 333], [2, 10_000]] as const) {
+      const r = await pool(threads, { evalShardSize: size }).evaluate(params, 'test');
+      expect(Object.is(r.loss, ref.loss), `threads ${threads}, shard ${size}: loss ${r.loss} vs ${ref.loss}`).toBe(true);
+      expect(r.accuracy).toBe(ref.accuracy);
+      expect(r.count).toBe(10_000);
+    }
+  });
+
+  it('mini-batch evaluation by indices matches the inline loss', async () => {
+    const r = await pool(2).evaluate(params, { indices });
+    const { losses, correct } = sampleLosses(params, gatherBatch(loadMnist('train'), indices));
+    expect(Object.is(r.loss, reduceEvaluation(losses, correct).loss)).toBe(true);
+  });
+
+  it('rejects out-of-range indices with an error naming the index', async () => {
+    await expect(pool(1).gradient(params, Int32Array.from([0, 60_000]))).rejects.toThrow(/indices\[1\] must be an integer in \[0, 60000\), got 60000/);
+  });
+});
+
+describe('local pool: lifecycle', () => {
+  it('close() stops every thread and is safe to call twice', async () => {
+    const p = new LocalPool({ threads: 2 });
+    await p.evaluate(initParams(10, new Rng(1)), { indices: Int32Array.from([1, 2, 3]) });
+    expect(p.liveThreads).toBe(2);
+    await p.close();
+    await p.close();
+    expect(p.liveThreads).toBe(0);
+  });
+});
