@@ -4,6 +4,7 @@ import { CLASSES, INPUTS, hiddenFromLength, layout } from './layout.js';
 import { CEE_DELTA } from './losses.js';
 import type { Rng } from './prng.js';
 import { pairwiseSum } from './sum.js';
+import { sharedLayer1Kernel } from './wasm/layer1.js';
 
 /**
  * The chapter-4 two-layer net: 784 → H (sigmoid) → 10 (softmax), loss = batched cross-entropy with
@@ -36,6 +37,22 @@ export interface Forward {
 }
 
 /**
+ * Which implementation computes the first layer: 'js' (the scalar loop below, the reference), 'wasm'
+ * (the WebAssembly SIMD kernel of wasm/layer1.ts, bitwise identical; falls back to 'js' only where
+ * wasm SIMD is missing) or 'auto' (wasm from WASM_MIN_SAMPLES samples on, where it pays off).
+ */
+export type Layer1Backend = 'js' | 'wasm' | 'auto';
+const WASM_MIN_SAMPLES = 64;
+let layer1Backend: Layer1Backend = 'auto';
+
+/** Selects the first-layer backend (for tests and benchmarks); returns the previous setting. */
+export function setLayer1Backend(backend: Layer1Backend): Layer1Backend {
+  const previous = layer1Backend;
+  layer1Backend = backend;
+  return previous;
+}
+
+/**
  * a1 = x·W1 + b1 summed over the non-zero pixels in increasing pixel order (a zero pixel adds
  * exactly ±0, so skipping it changes no bit), z = sigmoid(a1), a2 = z·W2 + b2.
  */
@@ -47,28 +64,59 @@ export function forward(params: Float64Array, batch: Batch, start = 0, end = bat
   const z = new Float64Array(n * H);
   const a2 = new Float64Array(n * CLASSES);
   const px = batch.pixels;
+  const kernel = layer1Backend === 'js' || (layer1Backend === 'auto' && n < WASM_MIN_SAMPLES) ? undefined : sharedLayer1Kernel();
+  if (kernel !== undefined) {
+    kernel.compute(params, H, px, start, n, a1); // a1 = x·W1 + b1, bitwise as the loop below
+  } else {
+    for (let s = 0; s < n; s++) {
+      const row = (start + s) * INPUTS;
+      const o = s * H;
+      for (let i = 0; i < INPUTS; i++) {
+        const v = px[row + i];
+        if (v === 0) continue;
+        axpy(a1, o, v / 255, params, i * H, H);
+      }
+      for (let j = 0; j < H; j++) a1[o + j] += params[l.b1 + j];
+    }
+  }
   for (let s = 0; s < n; s++) {
-    const row = (start + s) * INPUTS;
     const o = s * H;
-    for (let i = 0; i < INPUTS; i++) {
-      const v = px[row + i];
-      if (v === 0) continue;
-      axpy(a1, o, v / 255, params, i * H, H);
-    }
-    for (let j = 0; j < H; j++) {
-      const a = a1[o + j] + params[l.b1 + j];
-      a1[o + j] = a;
-      z[o + j] = 1 / (1 + Math.exp(-a));
-    }
-    const q = s * CLASSES;
-    for (let j = 0; j < H; j++) {
-      const zj = z[o + j];
-      const w = l.w2 + j * CLASSES;
-      for (let k = 0; k < CLASSES; k++) a2[q + k] += zj * params[w + k];
-    }
-    for (let k = 0; k < CLASSES; k++) a2[q + k] += params[l.b2 + k];
+    for (let j = 0; j < H; j++) z[o + j] = 1 / (1 + Math.exp(-a1[o + j]));
+    layer2(a2, s * CLASSES, z, o, H, params, l.w2, l.b2);
   }
   return { count: n, hidden: H, a1, z, a2 };
+}
+
+/**
+ * a2[q..q+10) = Σ_j z[o+j]·W2[j][·] (in increasing j, from +0) + b2: the plain loop
+ * `for j: for k: a2[q+k] += z_j·W2[j][k]`, then `a2[q+k] += b2[k]`, with the 10 sums held in locals
+ * instead of memory — the same terms in the same order for each k, so the same bits, ~4× faster.
+ */
+function layer2(a2: Float64Array, q: number, z: Float64Array, o: number, H: number, p: Float64Array, w2: number, b2: number): void {
+  let c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0, c8 = 0, c9 = 0; // CLASSES = 10
+  for (let j = 0, w = w2; j < H; j++, w += CLASSES) {
+    const zj = z[o + j];
+    c0 += zj * p[w];
+    c1 += zj * p[w + 1];
+    c2 += zj * p[w + 2];
+    c3 += zj * p[w + 3];
+    c4 += zj * p[w + 4];
+    c5 += zj * p[w + 5];
+    c6 += zj * p[w + 6];
+    c7 += zj * p[w + 7];
+    c8 += zj * p[w + 8];
+    c9 += zj * p[w + 9];
+  }
+  a2[q] = c0 + p[b2];
+  a2[q + 1] = c1 + p[b2 + 1];
+  a2[q + 2] = c2 + p[b2 + 2];
+  a2[q + 3] = c3 + p[b2 + 3];
+  a2[q + 4] = c4 + p[b2 + 4];
+  a2[q + 5] = c5 + p[b2 + 5];
+  a2[q + 6] = c6 + p[b2 + 6];
+  a2[q + 7] = c7 + p[b2 + 7];
+  a2[q + 8] = c8 + p[b2 + 8];
+  a2[q + 9] = c9 + p[b2 + 9];
 }
 
 /**
