@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { NumgradError } from '../core/errors.js';
 import { registerEvaluate } from './commands/evaluate.js';
@@ -58,7 +60,8 @@ export async function main(argv: string[], out: Output = stdio): Promise<number>
   }
 }
 
-const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+// Run when this file is the entry point, also through the node_modules/.bin symlink npx uses.
+const isEntry = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isEntry) {
   main(process.argv.slice(2)).then((code) => {
     // A command may have set its own code (130 after Ctrl-C); an error code wins over it.
