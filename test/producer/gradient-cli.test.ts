@@ -1,0 +1,167 @@
+/**
+ * `numgrad gradient` as a user runs it: the compiled CLI in a subprocess (the suite runs after
+ * `npm run build`). Its JSON, its --check report, its --out file (read back by numpy, and bitwise
+ * our own fdGradient), and a non-zero exit with a message naming the argument for each bad input.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gatherBatch } from '../../src/core/dataset.js';
+import { fdGradient } from '../../src/core/fd-engine.js';
+import { initParams } from '../../src/core/network.js';
+import { encodeNpy } from '../../src/core/npy.js';
+import { Rng, miniBatchIndices } from '../../src/core/prng.js';
+import { loadMnist } from '../../src/io/mnist.js';
+import { writeNpyFile } from '../../src/io/npy-file.js';
+import { seededCase } from '../helpers/data.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const CLI = join(ROOT, 'dist/src/producer/cli.js');
+const HAS_NUMPY = spawnSync('python3', ['-c', 'import numpy'], { encoding: 'utf8' }).status === 0;
+const COORDS = 795 * 50 + 10;
+/** Any coordinate name the CLI may print: W1[i][j], b1[j], W2[j][k], b2[k]. */
+const COORD_NAME = /W1\[\d+\]\[\d+\]|b1\[\d+\]|W2\[\d+\]\[\d+\]|b2\[\d+\]/;
+
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, 'gradient', ...args], { cwd: ROOT, encoding: 'utf8' });
+  if (r.error !== undefined) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function lastLine(text: string): string {
+  return text.trimEnd().split('\n').pop() ?? '';
+}
+
+/** An int64 ('<i8') index vector, as numpy saves one by default (encodeNpy writes int32 only). */
+function int64Npy(values: number[]): Uint8Array {
+  const shape = `(${values.length},)`;
+  let header = `{'descr': '<i8', 'fortran_order': False, 'shape': ${shape}, }`;
+  header += ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
+  const out = new Uint8Array(10 + header.length + 8 * values.length);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
+  const view = new DataView(out.buffer);
+  view.setUint16(8, header.length, true);
+  for (let i = 0; i < header.length; i++) out[10 + i] = header.charCodeAt(i);
+  values.forEach((v, i) => view.setBigInt64(10 + header.length + 8 * i, BigInt(v), true));
+  return out;
+}
+
+let dir: string;
+beforeAll(() => {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` before the tests (npm test does)`);
+  dir = mkdtempSync(join(tmpdir(), 'numgrad-gradient-cli-'));
+});
+afterAll(() => {
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('numgrad gradient (compiled CLI)', () => {
+  it('--json: the last line is one JSON object with 39760 coordinates, a finite loss and a positive time', () => {
+    const r = cli('--json');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const j = JSON.parse(lastLine(r.stdout)) as { coordinates: number; loss: number; seconds: number; hidden: number; batch: number };
+    expect(j.coordinates).toBe(COORDS);
+    expect(j.hidden).toBe(50);
+    expect(j.batch).toBe(100);
+    expect(Number.isFinite(j.loss)).toBe(true);
+    expect(j.seconds).toBeGreaterThan(0);
+  });
+
+  it('--check: reports the max relative error against backprop and names the worst coordinate', () => {
+    const r = cli('--check');
+    expect(r.status).toBe(0);
+    const line = r.stdout.split('\n').find((l) => l.startsWith('check:'));
+    expect(line).toBeDefined();
+    expect(line).toMatch(/max\|g − g_exact\| \/ max\|g_exact\| = \d\.\d+e-\d+/);
+    expect(line).toMatch(new RegExp(`worst (${COORD_NAME.source})`));
+  });
+
+  it.each(['inline', 'local'])('--out from the seeded inputs (--seed 1, --backend %s): bitwise our fdGradient', (backend) => {
+    const out = join(dir, `seeded-${backend}.npy`);
+    const r = cli('--seed', '1', '--backend', backend, '--out', out);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`wrote ${out}`);
+    const { params, batch } = seededCase(1, 50);
+    expect(Buffer.from(readFileSync(out)).equals(Buffer.from(encodeNpy(fdGradient(params, batch))))).toBe(true);
+  });
+
+  it('--out from --params/--indices files: bitwise our fdGradient of the same inputs', () => {
+    const train = loadMnist('train');
+    const params = initParams(50, new Rng(7));
+    const indices = miniBatchIndices(7, 3, 100, train.count);
+    const p = join(dir, 'p7.npy');
+    const i = join(dir, 'i7.npy');
+    const out = join(dir, 'g7.npy');
+    writeNpyFile(p, params);
+    writeNpyFile(i, indices);
+    const r = cli('--params', p, '--indices', i, '--out', out);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const ours = fdGradient(params, gatherBatch(train, indices));
+    expect(Buffer.from(readFileSync(out)).equals(Buffer.from(encodeNpy(ours)))).toBe(true);
+  });
+
+  it.skipIf(!HAS_NUMPY)('--out: numpy loads the file as float64 of shape (39760,)', () => {
+    const out = join(dir, 'for-numpy.npy');
+    expect(cli('--out', out).status).toBe(0);
+    const env = { ...process.env, OPENBLAS_NUM_THREADS: '1' };
+    const r = spawnSync('python3', ['-c', 'import sys, numpy; a = numpy.load(sys.argv[1]); print(a.dtype, a.shape)', out], { encoding: 'utf8', env });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe(`float64 (${COORDS},)`);
+  });
+});
+
+describe('numgrad gradient rejects bad input with a message naming the argument', () => {
+  const params = (name: string, p: Float64Array): string => {
+    const path = join(dir, name);
+    writeNpyFile(path, p);
+    return path;
+  };
+  const indices = (name: string, values: number[]): string => {
+    const path = join(dir, name);
+    writeFileSync(path, int64Npy(values));
+    return path;
+  };
+  const rejects = (args: string[], message: RegExp): void => {
+    const r = cli(...args);
+    expect(r.status).not.toBe(0);
+    expect(r.stdout).not.toMatch(/^gradient:/m);
+    expect(r.stderr).toMatch(message);
+  };
+  const withBad = (c: number, v: number): Float64Array => {
+    const p = initParams(50, new Rng(0));
+    p[c] = v;
+    return p;
+  };
+
+  it('params of a length that fits no H', () => {
+    rejects(['--params', params('len1000.npy', new Float64Array(1000))], /--params must be of length 795·H \+ 10 .*got "length 1000"/);
+  });
+  it('an index = 60000 (one past the training set)', () => {
+    rejects(['--indices', indices('i60000.npy', [60000])], /--indices\[0\] must be an integer in \[0, 60000\), got 60000/);
+  });
+  it('an index of −1, not at position 0', () => {
+    rejects(['--indices', indices('im1.npy', [5, -1])], /--indices\[1\] must be an integer in \[0, 60000\), got -1/);
+  });
+  it('NaN in params', () => {
+    rejects(['--params', params('nan.npy', withBad(123, NaN))], /--params\[123\] must be a finite number, got NaN/);
+  });
+  it('Inf in params', () => {
+    rejects(['--params', params('inf.npy', withBad(39759, -Infinity))], /--params\[39759\] must be a finite number, got -Infinity/);
+  });
+  it('an empty batch (a .npy of zero indices)', () => {
+    rejects(['--indices', indices('empty.npy', [])], /--indices must be a non-empty list of training-set indices/);
+  });
+  it('--h 0 and --h -1', () => {
+    rejects(['--h', '0'], /--h must be a number in \(0, 1\], got "0"/);
+    rejects(['--h', '-1'], /--h must be a number in \(0, 1\], got "-1"/);
+  });
+  it('--batch 0', () => {
+    rejects(['--batch', '0'], /--batch must be an integer in \[1, 60000\], got "0"/);
+  });
+});
