@@ -39,6 +39,15 @@ export interface EvaluationResult {
 
 let nextPlanId = 1;
 
+/** A gradient whose plan is on the threads' shared memory, ready for shards. */
+export interface PreparedGradient {
+  readonly planId: number;
+  readonly buffer: SharedArrayBuffer;
+  readonly coords: number;
+  /** Mean loss of the batch at θ. */
+  readonly loss: number;
+}
+
 /**
  * The local backend: piscina threads over data shared once per process. A gradient is K coordinate
  * shards whose results are placed by range; an evaluation is sample shards whose per-sample losses
@@ -70,23 +79,37 @@ export class LocalPool {
     });
   }
 
-  /** The gradient at `params` on the training samples `indices`, by central differences. */
-  async gradient(params: Float64Array, indices: ArrayLike<number>, h?: number): Promise<GradientResult> {
-    const t0 = performance.now();
+  /**
+   * The plan of one gradient (cached forward pass, sparsity, shared memo) in a SharedArrayBuffer:
+   * every shard of that gradient on this pool's threads reads it by reference.
+   */
+  prepareGradient(params: Float64Array, indices: ArrayLike<number>, h?: number): PreparedGradient {
     const train = loadMnist('train', this.opts.mnistDir);
     checkIndices('gradient', indices, train.count);
     const plan = planGradient(params, gatherBatch(train, indices), h);
-    const planId = nextPlanId++;
-    const buf = packPlan(plan, (n) => new SharedArrayBuffer(n)) as SharedArrayBuffer;
+    return { planId: nextPlanId++, buffer: packPlan(plan, (n) => new SharedArrayBuffer(n)) as SharedArrayBuffer, coords: params.length, loss: planLoss(plan) };
+  }
+
+  /** Derivatives for coordinates [start, end) of a prepared gradient, on a pool thread. */
+  async gradientShard(g: PreparedGradient, start: number, end: number): Promise<Float64Array> {
+    const task: FdShardTask = { planId: g.planId, plan: g.buffer, start, end };
+    return (await this.pool.run(task, { name: 'fdShard' })) as Float64Array;
+  }
+
+  /** The gradient at `params` on the training samples `indices`, by central differences. */
+  async gradient(params: Float64Array, indices: ArrayLike<number>, h?: number): Promise<GradientResult> {
+    const t0 = performance.now();
+    const prepared = this.prepareGradient(params, indices, h);
     const ranges = gradientShards(params.length, this.threads, this.opts.gradientShardSize);
     const asm = new RangeAssembler(params.length, ranges);
-    await Promise.all(
-      ranges.map(async (r: Range, k) => {
-        const task: FdShardTask = { planId, plan: buf, start: r.start, end: r.end };
-        asm.put(k, (await this.pool.run(task, { name: 'fdShard' })) as Float64Array);
-      }),
-    );
-    return { gradient: asm.out, loss: planLoss(plan), shards: ranges.length, seconds: (performance.now() - t0) / 1000 };
+    await Promise.all(ranges.map(async (r: Range, k) => asm.put(k, await this.gradientShard(prepared, r.start, r.end))));
+    return { gradient: asm.out, loss: prepared.loss, shards: ranges.length, seconds: (performance.now() - t0) / 1000 };
+  }
+
+  /** Per-sample losses and the number correct for samples [start, end) of a split or of `indices`. */
+  async evaluationShard(params: SharedArrayBuffer, split: Split, start: number, end: number, indices?: Int32Array) {
+    const task: CeShardTask = { params, split, start, end, indices };
+    return decodeCeResult((await this.pool.run(task, { name: 'ceShard' })) as Float64Array);
   }
 
   /** Mean cross-entropy and accuracy over a whole split, or over training samples `indices`. */
@@ -104,8 +127,7 @@ export class LocalPool {
     let correct = 0;
     await Promise.all(
       ranges.map(async (r, k) => {
-        const task: CeShardTask = { params: shared.buffer as SharedArrayBuffer, split, start: r.start, end: r.end, indices };
-        const res = decodeCeResult((await this.pool.run(task, { name: 'ceShard' })) as Float64Array);
+        const res = await this.evaluationShard(shared.buffer as SharedArrayBuffer, split, r.start, r.end, indices);
         asm.put(k, res.losses);
         correct += res.correct;
       }),

@@ -1,0 +1,60 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { redactUrl } from './config.js';
+
+export type Role = 'worker' | 'producer';
+
+/**
+ * ioredis connections as BullMQ recommends: workers retry every command forever
+ * (`maxRetriesPerRequest: null`, required for blocking commands) and reconnect with backoff;
+ * producers fail fast when Redis is down (no offline queue, one retry) so a command says so
+ * instead of hanging. The password and TLS come from the URL (`rediss://` turns TLS on).
+ */
+export function redisOptions(role: Role, onRetry?: (attempt: number, delayMs: number) => void): RedisOptions {
+  const retryStrategy = (attempt: number): number => {
+    const delay = Math.min(200 * 2 ** Math.min(attempt, 6), 5_000);
+    onRetry?.(attempt, delay);
+    return delay;
+  };
+  return role === 'worker'
+    ? { maxRetriesPerRequest: null, enableReadyCheck: true, retryStrategy, connectionName: 'numgrad-worker' }
+    : { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 3_000, retryStrategy, connectionName: 'numgrad-producer' };
+}
+
+export function connect(url: string, role: Role, onRetry?: (attempt: number, delayMs: number) => void): Redis {
+  const conn = new Redis(url, { ...redisOptions(role, onRetry), lazyConnect: false });
+  // Errors surface through commands and retry callbacks; an unhandled 'error' event must not crash
+  // the process, and its message is redacted (ioredis may include the URL).
+  conn.on('error', () => undefined);
+  return conn;
+}
+
+/** Whether Redis answers PING within `timeoutMs` (for --backend auto and /healthz). Never throws. */
+export async function redisAnswers(url: string, timeoutMs = 1_000): Promise<{ ok: boolean; error?: string }> {
+  const conn = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: timeoutMs, retryStrategy: () => null });
+  conn.on('error', () => undefined);
+  try {
+    await withTimeout(conn.connect(), timeoutMs);
+    const pong = await withTimeout(conn.ping(), timeoutMs);
+    return { ok: pong === 'PONG' };
+  } catch (err) {
+    return { ok: false, error: sanitize(err, url) };
+  } finally {
+    conn.disconnect();
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_, rej) => (t = setTimeout(() => rej(new Error(`no answer within ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
+}
+
+/** An error message with the URL's credentials removed. */
+export function sanitize(err: unknown, url?: string): string {
+  let msg = err instanceof Error ? err.message : String(err);
+  if (url !== undefined) {
+    msg = msg.split(url).join(redactUrl(url));
+    const pw = /^rediss?:\/\/[^:@/]*:([^@/]+)@/.exec(url)?.[1];
+    if (pw) msg = msg.split(decodeURIComponent(pw)).join('***').split(pw).join('***');
+  }
+  return msg;
+}

@@ -1,0 +1,207 @@
+import { randomBytes } from 'node:crypto';
+import { FlowProducer, Queue, QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { CONTRACT_VERSION, type EvaluationData, type EvaluationResult, type GradientData, GradientResult, QUEUES, parsePayload } from '../core/contract.js';
+import { NumgradError, ValidationError } from '../core/errors.js';
+import { hiddenFromLength } from '../core/layout.js';
+import { type StepMetrics, type TrainConfig, initialParams } from '../core/training.js';
+import { connect, sanitize } from '../io/redis.js';
+import { i32ToBase64 } from '../workers/codec.js';
+import { DEFAULT_QUEUE_SHARDS, evaluationFlow, gradientFlow, jobId, trainStepFlow } from '../workers/flows.js';
+import { Keys } from '../workers/keys.js';
+import { type RunSummary, Store } from '../workers/store.js';
+
+export interface QueueClientOptions {
+  readonly redisUrl: string;
+  readonly prefix: string;
+  /** How long to wait for one gradient or evaluation (ms). Default 10 minutes. */
+  readonly timeoutMs?: number;
+}
+
+const newId = (): string => randomBytes(6).toString('hex');
+
+/**
+ * The producer side of the queue: submits gradients, evaluations and training runs as BullMQ flows
+ * and reads their results. Fails fast when Redis is down (producer connection settings).
+ */
+export class QueueClient {
+  readonly store: Store;
+  private readonly conn: Redis;
+  private readonly flows: FlowProducer;
+  private readonly reduce: Queue;
+  private readonly shards: Queue;
+  private events: QueueEvents | undefined;
+  private eventsConn: Redis | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly opts: QueueClientOptions) {
+    this.conn = connect(opts.redisUrl, 'producer');
+    this.store = new Store(this.conn, new Keys(opts.prefix));
+    this.flows = new FlowProducer({ connection: this.conn, prefix: opts.prefix });
+    // Events streams are capped so BullMQ's bookkeeping stays bounded.
+    const streams = { events: { maxLen: 2_000 } };
+    this.reduce = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix, streams });
+    this.shards = new Queue(QUEUES.shards, { connection: this.conn, prefix: opts.prefix, streams });
+  }
+
+  /** Checks the connection once; a wrong URL or password is a clear error, not a hang. */
+  async ping(): Promise<void> {
+    try {
+      await this.conn.ping();
+    } catch (err) {
+      throw new NumgradError(`Redis at ${this.redactedUrl()} does not answer: ${sanitize(err, this.opts.redisUrl)}`);
+    }
+  }
+
+  redactedUrl(): string {
+    return this.opts.redisUrl.replace(/^(rediss?:\/\/)([^@/]*)@/i, '$1***@');
+  }
+
+  async workersOnline(): Promise<number> {
+    return this.shards.getWorkersCount();
+  }
+
+  private async queueEvents(): Promise<QueueEvents> {
+    if (this.events === undefined) {
+      // QueueEvents blocks on XREAD: its own connection, with the workers' retry-forever settings.
+      this.eventsConn = connect(this.opts.redisUrl, 'worker');
+      this.events = new QueueEvents(QUEUES.reduce, { connection: this.eventsConn, prefix: this.opts.prefix });
+      await this.events.waitUntilReady();
+    }
+    return this.events;
+  }
+
+  /** The gradient at `params` on training samples `indices`: a flow of `shards` fd-shards and a reducer. */
+  async gradient(params: Float64Array, indices: Int32Array, h: number, shards = DEFAULT_QUEUE_SHARDS): Promise<{ gradient: Float64Array; loss: number; seconds: number; jobId: string }> {
+    const t0 = performance.now();
+    const hidden = hiddenFromLength(params.length);
+    const events = await this.queueEvents();
+    const id = jobId('grad', newId());
+    const holder = id;
+    const version = await this.store.putParams(params, holder);
+    try {
+      const data: GradientData = { v: CONTRACT_VERSION, params: version, hidden, batch: { kind: 'indices', count: indices.length, indices: i32ToBase64(indices) }, h, holder, resultTtl: 3600 };
+      const node = await this.flows.add(gradientFlow(data, shards, id));
+      const res = parsePayload(GradientResult, 'gradient result', await node.job.waitUntilFinished(events, this.opts.timeoutMs ?? 600_000));
+      const gradient = await this.store.takeResult(res.key);
+      if (gradient === null) throw new NumgradError(`gradient ${id}: its result ${res.key} expired before it was read`);
+      return { gradient, loss: res.loss, seconds: (performance.now() - t0) / 1000, jobId: id };
+    } finally {
+      await this.store.release(version, holder);
+    }
+  }
+
+  /** Mean cross-entropy and accuracy of `params` over a split, through ce-shards and a reducer. */
+  async evaluate(params: Float64Array, split: 'train' | 'test'): Promise<EvaluationResult & { seconds: number }> {
+    const t0 = performance.now();
+    const events = await this.queueEvents();
+    const id = jobId('eval', newId());
+    const version = await this.store.putParams(params, id);
+    try {
+      const data: EvaluationData = { v: CONTRACT_VERSION, params: version, hidden: hiddenFromLength(params.length), split, holder: id };
+      const node = await this.flows.add(evaluationFlow(data, id));
+      const r = (await node.job.waitUntilFinished(events, this.opts.timeoutMs ?? 600_000)) as EvaluationResult;
+      return { ...r, seconds: (performance.now() - t0) / 1000 };
+    } finally {
+      await this.store.release(version, id);
+    }
+  }
+
+  /** Creates a run in Redis and enqueues its step 0; the run then advances on the workers alone. */
+  async startRun(cfg: TrainConfig, shards = DEFAULT_QUEUE_SHARDS, id = newId()): Promise<string> {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new ValidationError('train', '--run-id', 'letters, digits, _ or -, 1–64 characters', id);
+    const params = initialParams(cfg);
+    const version = await this.store.putParams(params, jobId('run', id, 'step', 0));
+    if (!(await this.store.createRun(id, { ...cfg, shards }, version))) {
+      await this.store.release(version, jobId('run', id, 'step', 0));
+      throw new ValidationError('train', '--run-id', 'a new run id', `${id} (exists already)`);
+    }
+    await this.flows.add(trainStepFlow(id, 0, version, cfg.hidden, cfg.seed, cfg.batch, cfg.h, shards));
+    return id;
+  }
+
+  async run(id: string): Promise<RunSummary> {
+    const r = await this.store.getRun(id);
+    if (r === null) throw new ValidationError('run', 'RUN', 'the id of an existing run (see `numgrad runs`)', id);
+    return r;
+  }
+
+  listRuns(limit?: number): Promise<RunSummary[]> {
+    return this.store.listRuns(limit);
+  }
+
+  async cancel(id: string): Promise<RunSummary> {
+    const r = await this.run(id);
+    if (r.state === 'running') await this.store.setState(id, 'cancelled');
+    return this.run(id);
+  }
+
+  /** The reason a run's current step failed for good, if it did (a shard that failed fails its step). */
+  async stepFailure(run: RunSummary): Promise<string | undefined> {
+    const job = await this.reduce.getJob(jobId('run', run.id, 'step', run.step));
+    if (job !== undefined && (await job.getState()) === 'failed') return job.failedReason;
+    return undefined;
+  }
+
+  /**
+   * Follows a run until it ends, calling `onUpdate` with each new metrics line (epoch lines carry
+   * the accuracies once their evaluations are in). Polls: a run lives in Redis, not in this process.
+   */
+  async follow(id: string, onUpdate: (m: StepMetrics, run: RunSummary) => void, pollMs = 200, shouldStop: () => boolean = () => false): Promise<RunSummary> {
+    let seen = 0;
+    let lastProgress = Date.now();
+    for (;;) {
+      const run = await this.run(id);
+      const lines = await this.store.metrics(id, seen);
+      for (const l of lines) onUpdate(JSON.parse(l) as StepMetrics, run);
+      if (lines.length > 0) lastProgress = Date.now();
+      seen += lines.length;
+      if (run.state !== 'running' || shouldStop()) return run;
+      if (Date.now() - lastProgress > 5_000) {
+        const reason = await this.stepFailure(run);
+        if (reason !== undefined) {
+          await this.store.setState(id, 'failed', reason);
+          return this.run(id);
+        }
+        lastProgress = Date.now();
+      }
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+
+  /** Every metrics line with the epoch evaluations merged in (the local backend's metrics.jsonl). */
+  async runMetrics(id: string): Promise<StepMetrics[]> {
+    const lines = (await this.store.metrics(id)).map((l) => JSON.parse(l) as StepMetrics);
+    const evals = await this.store.evals(id);
+    return lines.map((m) => {
+      const tr = evals[`${m.iter}:train`];
+      const te = evals[`${m.iter}:test`];
+      if (tr === undefined || te === undefined) return m;
+      const a = JSON.parse(tr) as { loss: number; accuracy: number };
+      const b = JSON.parse(te) as { loss: number; accuracy: number };
+      return { ...m, trainAcc: a.accuracy, testAcc: b.accuracy, trainLoss: a.loss, testLoss: b.loss };
+    });
+  }
+
+  /** The run's final params (done), or its current params (running). */
+  async runParams(id: string): Promise<Float64Array | null> {
+    const fin = await this.store.finalParams(id);
+    if (fin !== null) return fin;
+    const r = await this.run(id);
+    return r.params ? this.store.getParams(r.params) : null;
+  }
+
+  close(): Promise<void> {
+    if (this.closing === undefined) {
+      this.closing = (async () => {
+        await this.events?.close();
+        this.eventsConn?.disconnect();
+        await this.flows.close();
+        await this.reduce.close();
+        await this.shards.close();
+        this.conn.disconnect();
+      })();
+    }
+    return this.closing;
+  }
+}

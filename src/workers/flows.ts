@@ -1,0 +1,70 @@
+import type { FlowJob, JobsOptions } from 'bullmq';
+import { type BatchSpec, CONTRACT_VERSION, type CeShardData, type EvalSplit, type EvaluationData, type FdShardData, type GradientData, JOBS, QUEUES, TEST_SIZE, TRAIN_SIZE, type TrainStepData } from '../core/contract.js';
+import { paramCount } from '../core/layout.js';
+import { splitBySize, splitEven } from '../core/shard.js';
+
+/**
+ * The BullMQ flows numgrad submits: a parent (the reducer) whose children are shards. Children
+ * fail their parent when they fail for good (the parent fails with the shard's reason instead of
+ * waiting forever); transient errors are retried. Completed jobs are removed at once: a child's
+ * return value lives on in its parent's processed set until the parent is done with it.
+ */
+export const SHARD_OPTS: JobsOptions = {
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 500 },
+  removeOnComplete: true,
+  removeOnFail: { count: 1000 },
+  failParentOnFailure: true,
+};
+export const PARENT_OPTS: JobsOptions = { attempts: 3, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: true, removeOnFail: { count: 1000 } };
+
+/** Samples per evaluation shard. */
+export const EVAL_SHARD_SAMPLES = 5000;
+/** Default number of gradient shards per flow through the queue. */
+export const DEFAULT_QUEUE_SHARDS = 4;
+
+/** BullMQ job ids may not contain ':'; ours are built from safe parts and deterministic where it matters. */
+export function jobId(...parts: (string | number)[]): string {
+  return parts.join('-');
+}
+
+export function fdChildren(params: string, hidden: number, batch: BatchSpec, h: number, shards: number, idBase?: string): FlowJob[] {
+  return splitEven(paramCount(hidden), shards).map((r, k) => {
+    const data: FdShardData = { v: CONTRACT_VERSION, params, hidden, batch, h, start: r.start, end: r.end };
+    return { name: JOBS.fdShard, queueName: QUEUES.shards, data, opts: { ...SHARD_OPTS, ...(idBase ? { jobId: jobId(idBase, 's', k) } : {}) } };
+  });
+}
+
+export function gradientFlow(d: GradientData, shards: number, id?: string): FlowJob {
+  return {
+    name: JOBS.gradient,
+    queueName: QUEUES.reduce,
+    data: d,
+    opts: { ...PARENT_OPTS, ...(id ? { jobId: id } : {}) },
+    children: fdChildren(d.params, d.hidden, d.batch, d.h, shards, id),
+  };
+}
+
+export function splitCount(split: EvalSplit, batch?: BatchSpec): number {
+  if (split === 'train') return TRAIN_SIZE;
+  if (split === 'test') return TEST_SIZE;
+  if (batch === undefined) return 0;
+  return batch.kind === 'indices' ? batch.count : batch.size;
+}
+
+export function evaluationFlow(d: EvaluationData, id?: string, shardSamples = EVAL_SHARD_SAMPLES): FlowJob {
+  const total = splitCount(d.split, d.batch);
+  const children: FlowJob[] = splitBySize(total, shardSamples).map((r, k) => {
+    const data: CeShardData = { v: CONTRACT_VERSION, params: d.params, hidden: d.hidden, split: d.split, ...(d.batch ? { batch: d.batch } : {}), start: r.start, end: r.end };
+    return { name: JOBS.ceShard, queueName: QUEUES.shards, data, opts: { ...SHARD_OPTS, ...(id ? { jobId: jobId(id, 's', k) } : {}) } };
+  });
+  return { name: JOBS.evaluation, queueName: QUEUES.reduce, data: d, opts: { ...PARENT_OPTS, ...(id ? { jobId: id } : {}) }, children };
+}
+
+/** Step t of a run: deterministic ids, so enqueueing the same step twice adds nothing. */
+export function trainStepFlow(run: string, step: number, params: string, hidden: number, seed: number, batchSize: number, h: number, shards: number): FlowJob {
+  const id = jobId('run', run, 'step', step);
+  const data: TrainStepData = { v: CONTRACT_VERSION, run, step, params };
+  const batch: BatchSpec = { kind: 'seeded', seed, step, size: batchSize };
+  return { name: JOBS.trainStep, queueName: QUEUES.reduce, data, opts: { ...PARENT_OPTS, jobId: id }, children: fdChildren(params, hidden, batch, h, shards, id) };
+}

@@ -1,0 +1,46 @@
+/**
+ * numgrad's own Redis keys, beside BullMQ's, all under the same prefix (so a `{hash-tagged}`
+ * prefix keeps them on one Redis Cluster slot with the queues).
+ */
+export class Keys {
+  constructor(readonly prefix: string) {}
+  private k(...parts: string[]): string {
+    return [this.prefix, 'ng', ...parts].join(':');
+  }
+  /** Binary float64 parameters of one version. */
+  params(version: string): string {
+    return this.k('params', version);
+  }
+  /** Who still needs a params version (a set of holder ids); the snapshot goes when it empties. */
+  holders(version: string): string {
+    return this.k('params', version, 'holders');
+  }
+  /** An assembled gradient, binary, for its submitter (with a TTL). */
+  result(id: string): string {
+    return this.k('result', id);
+  }
+  /** A run's summary hash: config, state, step, current params version, last loss and accuracy. */
+  run(id: string): string {
+    return this.k('run', id);
+  }
+  /** A run's metrics: one JSON line per iteration (list). */
+  runMetrics(id: string): string {
+    return this.k('run', id, 'metrics');
+  }
+  /** A run's per-epoch evaluations: field `<iter>:<split>` → JSON (hash). */
+  runEvals(id: string): string {
+    return this.k('run', id, 'evals');
+  }
+  /** Evaluations still pending (set); deleted when the run ends. */
+  runPending(id: string): string {
+    return this.k('run', id, 'pending');
+  }
+  /** The final params of a finished run (binary). */
+  runParams(id: string): string {
+    return this.k('run', id, 'params');
+  }
+  /** Index of runs by creation time (zset). */
+  runs(): string {
+    return this.k('runs');
+  }
+}

@@ -1,0 +1,284 @@
+import { FlowProducer, type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  CeShardData, CeShardResult, EvaluationData, type EvaluationResult, FdShardData, FdShardResult, GradientData, type GradientResult,
+  JOBS, QUEUES, TRAIN_SIZE, TrainStepData, parsePayload,
+} from '../core/contract.js';
+import { NumgradError, ValidationError } from '../core/errors.js';
+import { paramCount } from '../core/layout.js';
+import { reduceEvaluation } from '../core/reduce.js';
+import { isEvalStep, sgdStep } from '../core/training.js';
+import type { Logger } from '../io/logger.js';
+import { connect } from '../io/redis.js';
+import { base64ToF64, batchIndices, batchKey, f64ToBase64 } from './codec.js';
+import { EVAL_SHARD_SAMPLES, evaluationFlow, jobId, trainStepFlow } from './flows.js';
+import { Keys } from './keys.js';
+import { LocalPool, type PreparedGradient } from './pool.js';
+import { type RunSummary, Store } from './store.js';
+
+export interface QueueWorkerOptions {
+  readonly redisUrl: string;
+  readonly prefix: string;
+  readonly threads: number;
+  readonly mnistDir?: string;
+  readonly logger: Logger;
+  /** Also consume the reduce queue (gradients, evaluations, training steps). Default true. */
+  readonly reducer?: boolean;
+  /** Shard jobs in flight per process. Default 2 × threads, so every thread has the next one queued. */
+  readonly concurrency?: number;
+  /** BullMQ lock duration and stalled-check interval (ms); shortened in fault tests. */
+  readonly lockDuration?: number;
+  readonly stalledInterval?: number;
+}
+
+/** A tiny LRU of promises, so concurrent jobs of one step share one load or one plan. */
+class Lru<V> {
+  private readonly map = new Map<string, Promise<V>>();
+  constructor(private readonly size: number) {}
+  get(key: string, make: () => Promise<V>): Promise<V> {
+    let p = this.map.get(key);
+    if (p !== undefined) {
+      this.map.delete(key);
+      this.map.set(key, p);
+      return p;
+    }
+    p = make();
+    p.catch(() => this.map.delete(key));
+    this.map.set(key, p);
+    while (this.map.size > this.size) this.map.delete(this.map.keys().next().value as string);
+    return p;
+  }
+}
+
+/**
+ * `numgrad worker`: BullMQ workers whose processors are thin — validate the payload at the edge,
+ * hand the numerics to the piscina pool (so this event loop stays free to renew locks), return a
+ * compact binary result. A malformed job fails as unrecoverable with a message naming the field;
+ * the worker takes the next job.
+ */
+export class QueueWorker {
+  readonly pool: LocalPool;
+  private readonly conn: Redis;
+  private readonly store: Store;
+  private readonly flows: FlowProducer;
+  private readonly reduceQueue: Queue;
+  private readonly workers: Worker[] = [];
+  private readonly paramsCache = new Lru<{ params: Float64Array; shared: SharedArrayBuffer }>(6);
+  private readonly plans = new Lru<PreparedGradient>(4);
+  private closing: Promise<void> | undefined;
+  /** Shards completed by this process (for metrics and logs). */
+  shardsDone = 0;
+
+  constructor(private readonly opts: QueueWorkerOptions) {
+    this.pool = new LocalPool({ threads: opts.threads, mnistDir: opts.mnistDir });
+    this.conn = connect(opts.redisUrl, 'worker', (attempt, delay) => opts.logger.warn({ attempt, delayMs: delay }, 'Redis unreachable; retrying'));
+    this.store = new Store(this.conn, new Keys(opts.prefix));
+    this.flows = new FlowProducer({ connection: this.conn, prefix: opts.prefix });
+    this.reduceQueue = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix });
+    const common = {
+      connection: this.conn,
+      prefix: opts.prefix,
+      lockDuration: opts.lockDuration ?? 30_000,
+      stalledInterval: opts.stalledInterval ?? 30_000,
+      maxStalledCount: 2,
+    };
+    const shards = new Worker(QUEUES.shards, (job: Job) => this.onShard(job), { ...common, concurrency: opts.concurrency ?? 2 * opts.threads });
+    this.watch(shards);
+    this.workers.push(shards);
+    if (opts.reducer !== false) {
+      const reduce = new Worker(QUEUES.reduce, (job: Job) => this.onReduce(job), { ...common, concurrency: 4 });
+      this.watch(reduce);
+      this.workers.push(reduce);
+    }
+  }
+
+  private watch(w: Worker): void {
+    w.on('error', (err) => this.opts.logger.error({ queue: w.name, err: err.message }, 'worker error'));
+    w.on('failed', (job, err) => {
+      if (job === undefined) return;
+      const d = job.data as { run?: unknown; step?: unknown };
+      this.opts.logger.warn({ queue: w.name, jobId: job.id, job: job.name, run: d?.run, step: d?.step, attempts: job.attemptsMade, err: err.message }, 'job failed');
+      if (job.name === JOBS.trainStep && typeof d?.run === 'string' && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+        void this.store.setState(d.run, 'failed', err.message).catch(() => undefined);
+      }
+    });
+  }
+
+  /** Resolves when both BullMQ workers are connected and listening. */
+  async ready(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.waitUntilReady()));
+  }
+
+  private async onShard(job: Job): Promise<FdShardResult | CeShardResult> {
+    try {
+      if (job.name === JOBS.fdShard) return await this.fdShard(parsePayload(FdShardData, job.name, job.data));
+      if (job.name === JOBS.ceShard) return await this.ceShard(parsePayload(CeShardData, job.name, job.data));
+      throw new ValidationError('shard', 'job name', `"${JOBS.fdShard}" or "${JOBS.ceShard}"`, job.name);
+    } catch (err) {
+      throw unrecoverable(err);
+    } finally {
+      this.shardsDone++;
+    }
+  }
+
+  private loadParams(version: string, hidden: number): Promise<{ params: Float64Array; shared: SharedArrayBuffer }> {
+    return this.paramsCache.get(version, async () => {
+      const params = await this.store.getParams(version);
+      if (params === null) throw new ValidationError('shard', 'data.params', 'a params version stored in Redis', `unknown version ${version.slice(0, 12)}…`);
+      if (params.length !== paramCount(hidden)) throw new ValidationError('shard', 'data.hidden', `${(params.length - 10) / 795} for params of length ${params.length}`, hidden);
+      const shared = new SharedArrayBuffer(params.byteLength);
+      new Float64Array(shared).set(params);
+      return { params, shared };
+    });
+  }
+
+  private async fdShard(d: FdShardData): Promise<FdShardResult> {
+    const { params } = await this.loadParams(d.params, d.hidden);
+    const prep = await this.plans.get(`${d.params}|${batchKey(d.batch)}|${d.h}`, async () => this.pool.prepareGradient(params, batchIndices(d.batch, TRAIN_SIZE), d.h));
+    const g = await this.pool.gradientShard(prep, d.start, d.end);
+    return { start: d.start, end: d.end, data: f64ToBase64(g), ...(d.start === 0 ? { loss: prep.loss } : {}) };
+  }
+
+  private async ceShard(d: CeShardData): Promise<CeShardResult> {
+    const { shared } = await this.loadParams(d.params, d.hidden);
+    const indices = d.split === 'batch' && d.batch !== undefined ? batchIndices(d.batch, TRAIN_SIZE) : undefined;
+    const r = await this.pool.evaluationShard(shared, d.split === 'test' ? 'test' : 'train', d.start, d.end, indices);
+    return { start: d.start, end: d.end, losses: f64ToBase64(r.losses), correct: r.correct };
+  }
+
+  private async onReduce(job: Job): Promise<unknown> {
+    try {
+      if (job.name === JOBS.gradient) return await this.reduceGradient(job, parsePayload(GradientData, job.name, job.data));
+      if (job.name === JOBS.evaluation) return await this.reduceEvaluation(job, parsePayload(EvaluationData, job.name, job.data));
+      if (job.name === JOBS.trainStep) return await this.trainStep(job, parsePayload(TrainStepData, job.name, job.data));
+      throw new ValidationError('reduce', 'job name', `"${JOBS.gradient}", "${JOBS.evaluation}" or "${JOBS.trainStep}"`, job.name);
+    } catch (err) {
+      throw unrecoverable(err);
+    }
+  }
+
+  /** Children's results placed by their ranges (not arrival order); every coordinate exactly once. */
+  private async assemble(job: Job, total: number): Promise<{ out: Float64Array; loss: number; correct: number }> {
+    const values = (await job.getChildrenValues()) as Record<string, unknown>;
+    const out = new Float64Array(total);
+    const covered = new Uint8Array(total);
+    let loss = NaN;
+    let correct = 0;
+    for (const v of Object.values(values)) {
+      const isCe = v !== null && typeof v === 'object' && 'losses' in v;
+      const r = isCe ? parsePayload(CeShardResult, 'shard result', v) : parsePayload(FdShardResult, 'shard result', v);
+      if (r.start < 0 || r.end > total || r.end <= r.start) throw new ValidationError('reduce', 'shard range', `within [0, ${total})`, `[${r.start}, ${r.end})`);
+      const data = 'losses' in r ? base64ToF64(r.losses, 'losses', r.end - r.start) : base64ToF64(r.data, 'data', r.end - r.start);
+      out.set(data, r.start);
+      covered.fill(1, r.start, r.end);
+      if ('correct' in r) correct += r.correct;
+      if ('loss' in r && r.loss !== undefined) loss = r.loss;
+    }
+    const missing = covered.indexOf(0);
+    if (missing >= 0) throw new ValidationError('reduce', 'children', `results covering [0, ${total})`, `nothing for index ${missing}`);
+    return { out, loss, correct };
+  }
+
+  private async reduceGradient(job: Job, d: GradientData): Promise<GradientResult> {
+    const { out, loss } = await this.assemble(job, paramCount(d.hidden));
+    const key = await this.store.putResult(String(job.id), out, d.resultTtl);
+    await this.store.release(d.params, d.holder);
+    return { key, bytes: out.byteLength, loss };
+  }
+
+  private async reduceEvaluation(job: Job, d: EvaluationData): Promise<EvaluationResult> {
+    const total = d.split === 'train' ? TRAIN_SIZE : d.split === 'test' ? 10_000 : d.batch?.kind === 'indices' ? d.batch.count : (d.batch?.size ?? 0);
+    const { out, correct } = await this.assemble(job, total);
+    const r = reduceEvaluation(out, correct);
+    if (d.run !== undefined) {
+      await this.store.recordEval(d.run.id, d.run.iter, d.split, { loss: r.loss, accuracy: r.accuracy });
+      this.opts.logger.info({ queue: QUEUES.reduce, jobId: job.id, run: d.run.id, step: d.run.iter, split: d.split, accuracy: r.accuracy, loss: r.loss }, 'epoch evaluation');
+    }
+    await this.store.release(d.params, d.holder);
+    if (d.run !== undefined) await this.tryFinish(d.run.id);
+    return { loss: r.loss, accuracy: r.accuracy, count: r.count, correct: r.correct };
+  }
+
+  /**
+   * One training step: θ_{t+1} = θ_t − lr·g_t, written once (a Lua check on the run's step makes a
+   * duplicate a no-op), then the epoch evaluations and step t+1 enqueued under deterministic ids.
+   * Every action after the advance is idempotent, so a reducer that dies half-way is simply re-run.
+   */
+  private async trainStep(job: Job, d: TrainStepData): Promise<{ step: number; advanced: boolean }> {
+    const run = await this.store.getRun(d.run);
+    if (run === null) throw new ValidationError('train-step', 'data.run', 'an existing run', d.run);
+    const holderT = jobId('run', d.run, 'step', d.step);
+    if (run.state !== 'running' || run.step > d.step + 1 || run.step < d.step) {
+      await this.store.release(d.params, holderT);
+      return { step: d.step, advanced: false };
+    }
+    const cfg = run.config;
+    const t = d.step;
+    let next: string;
+    let advanced = false;
+    if (run.step === t) {
+      const { out: g, loss } = await this.assemble(job, paramCount(cfg.hidden));
+      const theta = await this.store.getParams(d.params);
+      if (theta === null) throw new ValidationError('train-step', 'data.params', 'a params version stored in Redis', d.params);
+      const nextParams = sgdStep(theta, g, cfg.lr);
+      next = await this.store.putParams(nextParams, jobId('run', d.run, 'step', t + 1));
+      if (isEvalStep(cfg, t)) {
+        await this.store.hold(next, jobId('run', d.run, 'eval', t, 'train'));
+        await this.store.hold(next, jobId('run', d.run, 'eval', t, 'test'));
+        await this.store.addPending(d.run, `eval:${t}:train`, `eval:${t}:test`);
+      }
+      advanced = (await this.store.advance(d.run, t, next, JSON.stringify({ iter: t, loss }), loss)) === 1;
+      this.opts.logger.debug({ queue: QUEUES.reduce, jobId: job.id, run: d.run, step: t, loss }, 'step');
+    } else {
+      next = run.params;
+    }
+    if (isEvalStep(cfg, t)) {
+      for (const split of ['train', 'test'] as const) {
+        // After a crash between the advance and here, add only evaluations still pending.
+        if (!advanced && !(await this.store.isPending(d.run, `eval:${t}:${split}`))) continue;
+        const holder = jobId('run', d.run, 'eval', t, split);
+        const data: EvaluationData = { v: 1, params: next, hidden: cfg.hidden, split, holder, run: { id: d.run, iter: t } };
+        await this.flows.add(evaluationFlow(data, holder, EVAL_SHARD_SAMPLES));
+      }
+    }
+    if (t + 1 < cfg.iters) {
+      if ((await this.store.state(d.run)) === 'running') {
+        await this.flows.add(trainStepFlow(d.run, t + 1, next, cfg.hidden, cfg.seed, cfg.batch, cfg.h, cfg.shards));
+      } else {
+        await this.store.release(next, jobId('run', d.run, 'step', t + 1));
+      }
+    } else {
+      await this.store.keepFinalParams(d.run, next);
+      await this.store.release(next, jobId('run', d.run, 'step', t + 1));
+    }
+    await this.store.release(d.params, holderT);
+    if (t + 1 >= cfg.iters) await this.tryFinish(d.run);
+    return { step: t, advanced };
+  }
+
+  private async tryFinish(id: string): Promise<void> {
+    const run: RunSummary | null = await this.store.getRun(id);
+    if (run === null || run.step < run.iters) return;
+    if (await this.store.finish(id, run.iters)) this.opts.logger.info({ run: id, step: run.step }, 'run done');
+  }
+
+  /** Finishes active jobs, then closes workers, connections and the pool; safe to call twice. */
+  close(): Promise<void> {
+    if (this.closing === undefined) {
+      this.closing = (async () => {
+        await Promise.all(this.workers.map((w) => w.close()));
+        await this.flows.close();
+        await this.reduceQueue.close();
+        await this.pool.close();
+        this.conn.disconnect();
+      })();
+    }
+    return this.closing;
+  }
+}
+
+/** numgrad's own errors mean the job itself is wrong: retrying cannot help. */
+function unrecoverable(err: unknown): unknown {
+  if (err instanceof NumgradError) return new UnrecoverableError(err.message);
+  return err;
+}

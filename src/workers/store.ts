@@ -1,0 +1,188 @@
+import type { Redis } from 'ioredis';
+import type { TrainConfig } from '../core/training.js';
+import { bufferToF64, f64Bytes, paramsVersion } from './codec.js';
+import type { Keys } from './keys.js';
+
+/** The state of a training run as kept in Redis. */
+export interface RunSummary {
+  readonly id: string;
+  readonly state: 'running' | 'done' | 'cancelled' | 'failed';
+  /** Iterations completed. */
+  readonly step: number;
+  readonly iters: number;
+  readonly config: TrainConfig & { shards: number };
+  /** Params version of the current step (absent once the run has ended). */
+  readonly params: string;
+  readonly loss: number | null;
+  readonly trainAcc: number | null;
+  readonly testAcc: number | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly error?: string;
+}
+
+const RELEASE = `
+redis.call('SREM', KEYS[2], ARGV[1])
+if redis.call('SCARD', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 1
+end
+return 0`;
+
+/** Moves a run from step t to t+1 once: a duplicate reducer (a retried or twice-delivered step) changes nothing. */
+const ADVANCE = `
+local step = tonumber(redis.call('HGET', KEYS[1], 'step'))
+if step == nil then return -1 end
+if step ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'step', step + 1, 'params', ARGV[2], 'loss', ARGV[4], 'updatedAt', ARGV[5])
+redis.call('RPUSH', KEYS[2], ARGV[3])
+return 1`;
+
+/** Ends a run when every step is done and no evaluation is pending. */
+const FINISH = `
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'step')) ~= tonumber(ARGV[1]) then return 0 end
+if redis.call('SCARD', KEYS[2]) ~= 0 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'done', 'updatedAt', ARGV[2])
+redis.call('HDEL', KEYS[1], 'params')
+return 1`;
+
+/**
+ * numgrad's data plane in Redis: parameter snapshots (binary, one per content version, deleted
+ * when their last holder releases them), assembled gradients for their submitters, and runs.
+ */
+export class Store {
+  constructor(
+    readonly redis: Redis,
+    readonly keys: Keys,
+  ) {}
+
+  /** Stores params (once per version) and registers `holder` as needing them; returns the version. */
+  async putParams(params: Float64Array, holder: string): Promise<string> {
+    const v = paramsVersion(params);
+    await this.redis.multi().set(this.keys.params(v), f64Bytes(params), 'NX').sadd(this.keys.holders(v), holder).exec();
+    return v;
+  }
+
+  async hold(version: string, holder: string): Promise<void> {
+    await this.redis.sadd(this.keys.holders(version), holder);
+  }
+
+  async getParams(version: string): Promise<Float64Array | null> {
+    const b = await this.redis.getBuffer(this.keys.params(version));
+    return b === null ? null : bufferToF64(b);
+  }
+
+  /** `holder` no longer needs the version; the snapshot is deleted with its last holder. Idempotent. */
+  async release(version: string, holder: string): Promise<void> {
+    await this.redis.eval(RELEASE, 2, this.keys.params(version), this.keys.holders(version), holder);
+  }
+
+  async putResult(id: string, data: Float64Array, ttlSeconds: number): Promise<string> {
+    const key = this.keys.result(id);
+    await this.redis.set(key, f64Bytes(data), 'EX', ttlSeconds);
+    return key;
+  }
+
+  /** Reads and deletes an assembled gradient. */
+  async takeResult(key: string): Promise<Float64Array | null> {
+    const [[, b]] = (await this.redis.multi().getBuffer(key).del(key).exec()) as [[Error | null, Buffer | null], unknown];
+    return b === null ? null : bufferToF64(b);
+  }
+
+  async createRun(id: string, config: TrainConfig & { shards: number }, version: string): Promise<boolean> {
+    const now = Date.now();
+    const created = await this.redis.hsetnx(this.keys.run(id), 'id', id);
+    if (created === 0) return false;
+    await this.redis
+      .multi()
+      .hset(this.keys.run(id), { state: 'running', step: 0, iters: config.iters, config: JSON.stringify(config), params: version, createdAt: now, updatedAt: now })
+      .zadd(this.keys.runs(), now, id)
+      .exec();
+    return true;
+  }
+
+  async getRun(id: string): Promise<RunSummary | null> {
+    const h = await this.redis.hgetall(this.keys.run(id));
+    if (h.id === undefined) return null;
+    const num = (s: string | undefined): number | null => (s === undefined || s === '' ? null : Number(s));
+    return {
+      id: h.id,
+      state: h.state as RunSummary['state'],
+      step: Number(h.step),
+      iters: Number(h.iters),
+      config: JSON.parse(h.config) as RunSummary['config'],
+      params: h.params ?? '',
+      loss: num(h.loss),
+      trainAcc: num(h.trainAcc),
+      testAcc: num(h.testAcc),
+      createdAt: Number(h.createdAt),
+      updatedAt: Number(h.updatedAt),
+      error: h.error,
+    };
+  }
+
+  async listRuns(limit = 50): Promise<RunSummary[]> {
+    const ids = await this.redis.zrevrange(this.keys.runs(), 0, limit - 1);
+    const runs = await Promise.all(ids.map((id) => this.getRun(id)));
+    return runs.filter((r): r is RunSummary => r !== null);
+  }
+
+  /** 1: advanced t → t+1; 0: the run is elsewhere (a duplicate); -1: no such run. */
+  async advance(id: string, t: number, version: string, metricsLine: string, loss: number): Promise<number> {
+    return (await this.redis.eval(ADVANCE, 2, this.keys.run(id), this.keys.runMetrics(id), t, version, metricsLine, loss, Date.now())) as number;
+  }
+
+  async addPending(id: string, ...tokens: string[]): Promise<void> {
+    await this.redis.sadd(this.keys.runPending(id), ...tokens);
+  }
+
+  async isPending(id: string, token: string): Promise<boolean> {
+    return (await this.redis.sismember(this.keys.runPending(id), token)) === 1;
+  }
+
+  /** Records an epoch evaluation and clears it from the pending set. */
+  async recordEval(id: string, iter: number, split: string, value: { loss: number; accuracy: number }): Promise<void> {
+    const field = split === 'train' ? 'trainAcc' : 'testAcc';
+    await this.redis
+      .multi()
+      .hset(this.keys.runEvals(id), `${iter}:${split}`, JSON.stringify(value))
+      .hset(this.keys.run(id), field, value.accuracy, `${split}Iter`, iter, 'updatedAt', Date.now())
+      .srem(this.keys.runPending(id), `eval:${iter}:${split}`)
+      .exec();
+  }
+
+  async metrics(id: string, from = 0): Promise<string[]> {
+    return this.redis.lrange(this.keys.runMetrics(id), from, -1);
+  }
+
+  async evals(id: string): Promise<Record<string, string>> {
+    return this.redis.hgetall(this.keys.runEvals(id));
+  }
+
+  /** Keeps the final params as part of the run's summary (binary), once. */
+  async keepFinalParams(id: string, version: string): Promise<void> {
+    if ((await this.redis.exists(this.keys.runParams(id))) === 1) return;
+    const b = await this.redis.getBuffer(this.keys.params(version));
+    if (b !== null) await this.redis.set(this.keys.runParams(id), b);
+  }
+
+  async finalParams(id: string): Promise<Float64Array | null> {
+    const b = await this.redis.getBuffer(this.keys.runParams(id));
+    return b === null ? null : bufferToF64(b);
+  }
+
+  /** Marks the run done if every step and evaluation is in; returns whether this call did it. */
+  async finish(id: string, iters: number): Promise<boolean> {
+    const r = (await this.redis.eval(FINISH, 2, this.keys.run(id), this.keys.runPending(id), iters, Date.now())) as number;
+    return r === 1;
+  }
+
+  async setState(id: string, state: RunSummary['state'], error?: string): Promise<void> {
+    await this.redis.hset(this.keys.run(id), { state, updatedAt: Date.now(), ...(error !== undefined ? { error } : {}) });
+  }
+
+  async state(id: string): Promise<string | null> {
+    return this.redis.hget(this.keys.run(id), 'state');
+  }
+}
