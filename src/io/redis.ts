@@ -58,3 +58,27 @@ export function sanitize(err: unknown, url?: string): string {
   }
   return msg;
 }
+
+/** Resolves when the connection is ready; rejects with the last connection error after `timeoutMs`. */
+export function waitReady(conn: Redis, timeoutMs: number): Promise<void> {
+  if (conn.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    let last: unknown = new Error(`not ready within ${timeoutMs} ms`);
+    const onErr = (e: unknown): void => void (last = e);
+    const onReady = (): void => {
+      cleanup();
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(last);
+    }, timeoutMs);
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      conn.off('ready', onReady);
+      conn.off('error', onErr);
+    };
+    conn.on('ready', onReady);
+    conn.on('error', onErr);
+  });
+}

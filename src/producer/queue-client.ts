@@ -5,7 +5,7 @@ import { CONTRACT_VERSION, type EvaluationData, type EvaluationResult, type Grad
 import { NumgradError, ValidationError } from '../core/errors.js';
 import { hiddenFromLength } from '../core/layout.js';
 import { type StepMetrics, type TrainConfig, initialParams } from '../core/training.js';
-import { connect, sanitize } from '../io/redis.js';
+import { connect, sanitize, waitReady } from '../io/redis.js';
 import { i32ToBase64 } from '../workers/codec.js';
 import { DEFAULT_QUEUE_SHARDS, evaluationFlow, gradientFlow, jobId, trainStepFlow } from '../workers/flows.js';
 import { Keys } from '../workers/keys.js';
@@ -45,8 +45,9 @@ export class QueueClient {
   }
 
   /** Checks the connection once; a wrong URL or password is a clear error, not a hang. */
-  async ping(): Promise<void> {
+  async ping(timeoutMs = 5_000): Promise<void> {
     try {
+      await waitReady(this.conn, timeoutMs);
       await this.conn.ping();
     } catch (err) {
       throw new NumgradError(`Redis at ${this.redactedUrl()} does not answer: ${sanitize(err, this.opts.redisUrl)}`);

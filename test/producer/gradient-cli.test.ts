@@ -25,8 +25,10 @@ const COORDS = 795 * 50 + 10;
 /** Any coordinate name the CLI may print: W1[i][j], b1[j], W2[j][k], b2[k]. */
 const COORD_NAME = /W1\[\d+\]\[\d+\]|b1\[\d+\]|W2\[\d+\]\[\d+\]|b2\[\d+\]/;
 
+// The local backend unless a test names one (the default, auto, would use a Redis that answers).
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, 'gradient', ...args], { cwd: ROOT, encoding: 'utf8' });
+  const withBackend = args.includes('--backend') ? args : ['--backend', 'local', ...args];
+  const r = spawnSync(process.execPath, [CLI, 'gradient', ...withBackend], { cwd: ROOT, encoding: 'utf8' });
   if (r.error !== undefined) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

@@ -14,7 +14,7 @@ describe('numgrad train (local) as a process', () => {
     expect(existsSync(CLI), 'run `npm run build` first').toBe(true);
     const dir = mkdtempSync(join(tmpdir(), 'numgrad-sigint-'));
     dirs.push(dir);
-    const child = spawn(process.execPath, [CLI, 'train', '--iters', '5000', '--eval-every', '5', '--threads', '2', '--out', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'train', '--backend', 'local', '--iters', '5000', '--eval-every', '5', '--threads', '2', '--out', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     let stdout = '';
     child.stdout.on('data', (d) => (stdout += d));

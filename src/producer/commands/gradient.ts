@@ -11,6 +11,8 @@ import { readIndicesFile, readParamsFile, writeNpyFile } from '../../io/npy-file
 import { LocalPool } from '../../workers/pool.js';
 import { choiceOption, floatOption, intOption } from '../options.js';
 import type { Output } from '../output.js';
+import type { Config } from '../../io/config.js';
+import { resolveBackend } from '../backend.js';
 
 const OP = 'numgrad gradient';
 
@@ -26,6 +28,7 @@ export interface GradientFlags {
   json?: boolean;
   backend: string;
   threads?: string;
+  shards: string;
 }
 
 /** Params from --params, else the seeded initial net (--hidden, --seed); the batch from --indices, else seeded. */
@@ -55,7 +58,8 @@ function asOption<T>(op: string, check: () => T): T {
   }
 }
 
-export function registerGradient(program: Command, out: Output, mnistDir: () => string | undefined): void {
+export function registerGradient(program: Command, out: Output, config: () => Config): void {
+  const mnistDir = (): string | undefined => config().mnistDir;
   program
     .command('gradient')
     .description('the full gradient of the chapter-4 net by central differences, one coordinate at a time')
@@ -68,21 +72,34 @@ export function registerGradient(program: Command, out: Output, mnistDir: () => 
     .option('--out <file>', 'write the gradient as a float64 .npy')
     .option('--check', 'also compute the exact (backprop) gradient and report the max relative error')
     .option('--json', 'print one JSON object on the last line of stdout')
-    .option('--backend <b>', 'inline (this thread), local (worker threads)', 'local')
-    .option('--threads <N>', 'worker threads of the local backend (default: all cores)')
+    .option('--backend <b>', 'auto (queue when Redis answers, else local), local (worker threads), queue (BullMQ workers), inline (this thread)', 'auto')
+    .option('--threads <N>', 'worker threads of the local backend or of an in-process worker (default: all cores)')
+    .option('--shards <N>', 'shards per gradient through the queue', '4')
     .action(async (flags: GradientFlags) => {
       const h = floatOption(OP, '--h', flags.h, { gt: 0, max: 1 });
-      const backend = choiceOption(OP, '--backend', flags.backend, ['inline', 'local'] as const);
+      const choice = choiceOption(OP, '--backend', flags.backend, ['auto', 'inline', 'local', 'queue'] as const);
       const threads = flags.threads === undefined ? undefined : intOption(OP, '--threads', flags.threads, 1, 256);
+      const shards = intOption(OP, '--shards', flags.shards, 1, 4096);
       const { params, batch, indices } = resolveInputs(OP, flags, mnistDir());
       let g: Float64Array;
       let seconds: number;
       let where = 'inline, 1 thread';
-      if (backend === 'inline') {
+      let backend: string = choice;
+      const resolved = choice === 'inline' ? undefined : await resolveBackend(choice, threads === undefined ? config() : { ...config(), threads }, out);
+      if (choice === 'inline') {
         const t0 = performance.now();
         g = fdGradient(params, batch, h);
         seconds = (performance.now() - t0) / 1000;
+      } else if (resolved?.kind === 'queue') {
+        backend = 'queue';
+        try {
+          ({ gradient: g, seconds } = await resolved.client.gradient(params, Int32Array.from(indices), h, shards));
+          where = `queue, ${shards} shards`;
+        } finally {
+          await resolved.close();
+        }
       } else {
+        backend = 'local';
         const pool = new LocalPool({ threads, mnistDir: mnistDir() });
         try {
           ({ gradient: g, seconds } = await pool.gradient(params, indices, h));

@@ -1,9 +1,14 @@
 import type { Command } from 'commander';
+import type { StepMetrics } from '../../core/training.js';
 import { trainConfig } from '../../core/training.js';
+import type { Config } from '../../io/config.js';
 import { LocalPool } from '../../workers/pool.js';
+import { type BackendChoice, resolveBackend } from '../backend.js';
 import { choiceOption, floatOption, intOption } from '../options.js';
 import type { Output } from '../output.js';
 import { Progress } from '../progress.js';
+import type { QueueClient } from '../queue-client.js';
+import { RunOutput } from '../run-output.js';
 import { trainLocal } from '../train-local.js';
 
 const OP = 'numgrad train';
@@ -20,6 +25,9 @@ export interface TrainFlags {
   evalEvery: string;
   out: string;
   json?: boolean;
+  shards?: string;
+  detach?: boolean;
+  runId?: string;
 }
 
 export function trainFlagsToConfig(flags: TrainFlags) {
@@ -36,8 +44,8 @@ export function trainFlagsToConfig(flags: TrainFlags) {
 
 export function addTrainOptions(cmd: Command): Command {
   return cmd
-    .option('--backend <b>', 'local (worker threads on this machine)', 'local')
-    .option('--threads <N>', 'worker threads of the local backend (default: all cores)')
+    .option('--backend <b>', 'auto (queue when Redis answers, else local), local (worker threads here), queue (BullMQ workers)', 'auto')
+    .option('--threads <N>', 'worker threads of the local backend or of an in-process worker (default: all cores)')
     .option('--iters <N>', 'iterations', '10000')
     .option('--batch <N>', 'mini-batch size', '100')
     .option('--lr <lr>', 'learning rate', '0.1')
@@ -46,39 +54,55 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--h <h>', 'central-difference step', '0.0001')
     .option('--eval-every <N>', 'iterations per epoch (train/test accuracy)', '600')
     .option('--out <dir>', 'folder for params.npy, metrics.jsonl, curves.svg', './out/train')
+    .option('--shards <N>', 'gradient shards per step through the queue', '4')
+    .option('--run-id <id>', 'id of the run in Redis (default: random)')
+    .option('--detach', 'queue: submit the run, print its id and exit (it advances on the workers)')
     .option('--json', 'print one JSON summary on the last line of stdout');
 }
 
-/** Runs the chapter-4 training on the local pool with progress, Ctrl-C handling and the output files. */
-export async function runLocalTraining(flags: TrainFlags, out: Output, mnistDir: string | undefined): Promise<void> {
-  const cfg = trainFlagsToConfig(flags);
-  const threads = flags.threads === undefined ? undefined : intOption(OP, '--threads', flags.threads, 1, 256);
-  const pool = new LocalPool({ threads, mnistDir });
-  out.line(`train: backend local, ${pool.threads} thread(s); ${cfg.iters} iterations, batch ${cfg.batch}, lr ${cfg.lr}, H ${cfg.hidden}, seed ${cfg.seed}, h ${cfg.h}; output in ${flags.out}`);
-  const progress = new Progress(cfg.iters);
+/** Installs Ctrl-C/SIGTERM handling: the first asks to stop, the second aborts. */
+function stopSignal(progress: Progress, what: string): { stop: () => boolean; dispose: () => void } {
   let stop = false;
   const onSignal = (): void => {
     if (stop) process.exit(130);
     stop = true;
-    progress.note('stopping after the current iteration (Ctrl-C again to abort at once)…');
+    progress.note(`stopping ${what} (Ctrl-C again to abort at once)…`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  return {
+    stop: () => stop,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+function epochLine(m: StepMetrics): string {
+  return `iter ${m.iter} loss ${m.loss.toFixed(4)} train_acc ${m.trainAcc?.toFixed(4)} test_acc ${m.testAcc?.toFixed(4)}${m.seconds !== undefined ? ` (${m.seconds.toFixed(1)} s)` : ''}`;
+}
+
+/** Runs the chapter-4 training on the local pool with progress, Ctrl-C handling and the output files. */
+export async function runLocalTraining(flags: TrainFlags, out: Output, config: Config): Promise<void> {
+  const cfg = trainFlagsToConfig(flags);
+  const pool = new LocalPool({ threads: config.threads, mnistDir: config.mnistDir });
+  out.line(`train: backend local, ${pool.threads} thread(s); ${cfg.iters} iterations, batch ${cfg.batch}, lr ${cfg.lr}, H ${cfg.hidden}, seed ${cfg.seed}, h ${cfg.h}; output in ${flags.out}`);
+  const progress = new Progress(cfg.iters);
+  const signal = stopSignal(progress, 'after the current iteration');
   try {
-    let lastLoss = NaN;
     let lastTest = NaN;
     const r = await trainLocal({
       cfg,
       pool,
       out: flags.out,
-      shouldStop: () => stop,
+      shouldStop: signal.stop,
       onStep: (m) => {
-        lastLoss = m.loss;
         if (m.testAcc !== undefined) {
           lastTest = m.testAcc;
-          progress.note(`iter ${m.iter} loss ${m.loss.toFixed(4)} train_acc ${m.trainAcc?.toFixed(4)} test_acc ${m.testAcc.toFixed(4)} (${m.seconds?.toFixed(1)} s)`);
+          progress.note(epochLine(m));
         }
-        progress.update(m.iter + 1, `loss ${lastLoss.toFixed(4)} test_acc ${Number.isNaN(lastTest) ? '-' : lastTest.toFixed(4)}`);
+        progress.update(m.iter + 1, `loss ${m.loss.toFixed(4)} test_acc ${Number.isNaN(lastTest) ? '-' : lastTest.toFixed(4)}`);
       },
     });
     progress.end();
@@ -87,15 +111,83 @@ export async function runLocalTraining(flags: TrainFlags, out: Output, mnistDir:
     if (flags.json) out.json({ command: 'train', backend: 'local', threads: pool.threads, steps: r.steps, stopped: r.stopped, seconds: r.seconds, trainAcc: last?.trainAcc ?? null, testAcc: last?.testAcc ?? null, files: r.files });
     if (r.stopped) process.exitCode = 130;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signal.dispose();
     await pool.close();
   }
 }
 
-export function registerTrain(program: Command, out: Output, mnistDir: () => string | undefined): void {
+/**
+ * Follows a run in Redis with a progress bar until it ends (or Ctrl-C, which leaves the run going),
+ * then writes the same files as the local backend.
+ */
+export async function followRun(client: QueueClient, id: string, outDir: string | undefined, out: Output, json = false): Promise<void> {
+  const t0 = performance.now();
+  const first = await client.run(id);
+  const progress = new Progress(first.iters);
+  const signal = stopSignal(progress, 'following (the run goes on in Redis)');
+  const announced = new Set<number>();
+  let lastLoss = NaN;
+  try {
+    const run = await client.follow(
+      id,
+      (m, r) => {
+        lastLoss = m.loss;
+        progress.update(m.iter + 1, `loss ${lastLoss.toFixed(4)} test_acc ${r.testAcc === null ? '-' : r.testAcc.toFixed(4)}`);
+        // Epoch lines are printed as their evaluations land (they run beside the next steps).
+        if (r.testAcc !== null && !announced.has(r.step)) announced.add(r.step);
+      },
+      200,
+      signal.stop,
+    );
+    progress.end();
+    const metrics = await client.runMetrics(id);
+    for (const m of metrics) if (m.testAcc !== undefined) out.line(epochLine(m));
+    let files: string[] = [];
+    if (outDir !== undefined) {
+      const params = await client.runParams(id);
+      if (params !== null) {
+        const o = new RunOutput(outDir);
+        for (const m of metrics) o.add(m);
+        files = o.save(params, `numgrad run ${id}`);
+      }
+    }
+    const last = metrics.filter((m) => m.testAcc !== undefined).at(-1);
+    const seconds = (performance.now() - t0) / 1000;
+    out.line(`run ${id}: ${run.state}${run.error ? ` (${run.error})` : ''}, ${run.step}/${run.iters} iterations; followed for ${seconds.toFixed(1)} s; final test accuracy ${last?.testAcc ?? 'n/a'}${files.length ? `; wrote ${files.join(', ')}` : ''}`);
+    if (json) out.json({ command: 'train', backend: 'queue', run: id, state: run.state, steps: run.step, seconds, trainAcc: last?.trainAcc ?? null, testAcc: last?.testAcc ?? null, files });
+    if (run.state === 'failed') process.exitCode = 1;
+    else if (signal.stop() && run.state === 'running') process.exitCode = 130;
+  } finally {
+    signal.dispose();
+  }
+}
+
+export async function runTraining(flags: TrainFlags, out: Output, config: Config, opts: { inProcessWorker?: boolean } = {}): Promise<void> {
+  const choice = choiceOption(OP, '--backend', flags.backend, ['auto', 'local', 'queue'] as const) as BackendChoice;
+  const cfg = trainFlagsToConfig(flags);
+  const shards = intOption(OP, '--shards', flags.shards ?? '4', 1, 4096);
+  const backend = await resolveBackend(choice, config, out, { inProcessWorker: opts.inProcessWorker && !flags.detach });
+  if (backend.kind === 'local') {
+    if (flags.detach) throw new Error(`${OP}: --detach needs the queue backend (Redis)`);
+    return runLocalTraining(flags, out, config);
+  }
+  try {
+    const id = await backend.client.startRun(cfg, shards, flags.runId);
+    out.line(`train: run ${id} submitted (${cfg.iters} iterations, batch ${cfg.batch}, lr ${cfg.lr}, H ${cfg.hidden}, seed ${cfg.seed}, h ${cfg.h}, ${shards} shards per step)`);
+    if (flags.detach) {
+      if (flags.json) out.json({ command: 'train', backend: 'queue', run: id, detached: true });
+      return;
+    }
+    out.line(`train: following run ${id}; Ctrl-C stops following, the run goes on (\`numgrad follow ${id}\`)`);
+    await followRun(backend.client, id, flags.out, out, flags.json);
+  } finally {
+    await backend.close();
+  }
+}
+
+export function registerTrain(program: Command, out: Output, config: () => Config): void {
   addTrainOptions(program.command('train').description('the chapter-4 training recipe with finite-difference gradients')).action(async (flags: TrainFlags) => {
-    choiceOption(OP, '--backend', flags.backend, ['local'] as const);
-    await runLocalTraining(flags, out, mnistDir());
+    const threads = flags.threads === undefined ? undefined : intOption(OP, '--threads', flags.threads, 1, 256);
+    await runTraining(flags, out, threads === undefined ? config() : { ...config(), threads });
   });
 }

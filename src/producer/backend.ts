@@ -1,0 +1,59 @@
+import { createLogger } from '../io/logger.js';
+import type { Config } from '../io/config.js';
+import { redactUrl } from '../io/config.js';
+import { redisAnswers } from '../io/redis.js';
+import { QueueWorker } from '../workers/queue-worker.js';
+import type { Output } from './output.js';
+import { QueueClient } from './queue-client.js';
+
+export type BackendChoice = 'auto' | 'local' | 'queue';
+
+export interface QueueBackend {
+  readonly kind: 'queue';
+  readonly client: QueueClient;
+  /** The worker this process started because none was online (auto, npm start). */
+  readonly worker?: QueueWorker;
+  close(): Promise<void>;
+}
+
+export type Backend = { readonly kind: 'local'; close(): Promise<void> } | QueueBackend;
+
+/**
+ * `--backend auto` (the default) uses the queue when Redis answers at --redis / REDIS_URL and the
+ * local pool otherwise, and says which. With the queue and no worker online, auto starts one in
+ * this process (so it works alone on one machine); an explicit `--backend queue` says that no worker
+ * is online and waits for one instead of waiting silently.
+ */
+export async function resolveBackend(choice: BackendChoice, cfg: Config, out: Output, opts: { inProcessWorker?: boolean } = {}): Promise<Backend> {
+  const where = redactUrl(cfg.redisUrl);
+  if (choice === 'local') return { kind: 'local', close: async () => undefined };
+  if (choice === 'auto') {
+    const probe = await redisAnswers(cfg.redisUrl);
+    if (!probe.ok) {
+      out.error(`backend: local (Redis at ${where} does not answer${probe.error ? `: ${probe.error}` : ''})`);
+      return { kind: 'local', close: async () => undefined };
+    }
+  }
+  const client = new QueueClient({ redisUrl: cfg.redisUrl, prefix: cfg.prefix });
+  await client.ping();
+  let worker: QueueWorker | undefined;
+  const online = await client.workersOnline();
+  if (online === 0 && (choice === 'auto' || opts.inProcessWorker)) {
+    worker = new QueueWorker({ redisUrl: cfg.redisUrl, prefix: cfg.prefix, threads: cfg.threads, mnistDir: cfg.mnistDir, logger: createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 'numgrad-worker') });
+    await worker.ready();
+    out.error(`backend: queue at ${where} (prefix ${cfg.prefix}); no worker was online, so this process runs one with ${cfg.threads} thread(s)`);
+  } else if (online === 0) {
+    out.error(`backend: queue at ${where} (prefix ${cfg.prefix}); no worker is online — start one with \`numgrad worker\`; waiting for it…`);
+  } else {
+    out.error(`backend: queue at ${where} (prefix ${cfg.prefix}), ${online} worker process(es) online`);
+  }
+  return {
+    kind: 'queue',
+    client,
+    worker,
+    close: async () => {
+      await client.close();
+      await worker?.close();
+    },
+  };
+}

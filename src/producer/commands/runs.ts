@@ -1,0 +1,52 @@
+import type { Command } from 'commander';
+import type { Config } from '../../io/config.js';
+import type { Output } from '../output.js';
+import { QueueClient } from '../queue-client.js';
+import { followRun } from './train.js';
+
+async function withClient<T>(config: Config, f: (c: QueueClient) => Promise<T>): Promise<T> {
+  const client = new QueueClient({ redisUrl: config.redisUrl, prefix: config.prefix });
+  try {
+    await client.ping();
+    return await f(client);
+  } finally {
+    await client.close();
+  }
+}
+
+const fmt = (v: number | null, d = 4): string => (v === null ? '-' : v.toFixed(d));
+
+export function registerRuns(program: Command, out: Output, config: () => Config): void {
+  program
+    .command('runs')
+    .description('training runs in Redis: id, state, step, loss, accuracy')
+    .option('--json', 'print the runs as JSON')
+    .action(async (flags: { json?: boolean }) => {
+      await withClient(config(), async (c) => {
+        const runs = await c.listRuns();
+        if (flags.json) return out.json(runs.map(({ config: _c, ...r }) => r));
+        out.line(['run', 'state', 'step', 'loss', 'train_acc', 'test_acc', 'updated'].join('\t'));
+        for (const r of runs) {
+          out.line([r.id, r.state, `${r.step}/${r.iters}`, fmt(r.loss), fmt(r.trainAcc), fmt(r.testAcc), new Date(r.updatedAt).toISOString()].join('\t'));
+        }
+        if (runs.length === 0) out.line('(no runs)');
+      });
+    });
+  program
+    .command('follow <run>')
+    .description('follow a run until it ends and write its files')
+    .option('--out <dir>', 'folder for params.npy, metrics.jsonl, curves.svg')
+    .option('--json', 'print one JSON summary on the last line of stdout')
+    .action(async (id: string, flags: { out?: string; json?: boolean }) => {
+      await withClient(config(), (c) => followRun(c, id, flags.out, out, flags.json));
+    });
+  program
+    .command('cancel <run>')
+    .description('cancel a run: no further step is enqueued')
+    .action(async (id: string) => {
+      await withClient(config(), async (c) => {
+        const r = await c.cancel(id);
+        out.line(`run ${id}: ${r.state} at step ${r.step}/${r.iters}`);
+      });
+    });
+}
