@@ -19,6 +19,15 @@ export interface Config {
   readonly mnistDir: string | undefined;
   /** Worker threads per process. --threads, NUMGRAD_THREADS; default: available parallelism. */
   readonly threads: number;
+  /** Dashboard credentials (DASHBOARD_TOKEN; DASHBOARD_USER with DASHBOARD_PASSWORD); never logged. */
+  readonly dashboardAuth?: DashboardCredentials;
+}
+
+/** A bearer token (`Authorization: Bearer` or `?token=`), or a user and password (basic auth), or both. */
+export interface DashboardCredentials {
+  readonly token?: string;
+  readonly user?: string;
+  readonly password?: string;
 }
 
 export const ENV = {
@@ -65,7 +74,11 @@ export function buildConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pr
   const rawThreads = flags.threads ?? (env[ENV.threads] || undefined);
   const threads = rawThreads === undefined ? Math.max(1, availableParallelism()) : Number(rawThreads);
   if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new ValidationError(op, '--threads / NUMGRAD_THREADS', 'an integer in [1, 256]', String(rawThreads));
-  return { redisUrl, redisUrlGiven: rawUrl !== undefined, prefix, logLevel, mnistDir: flags.mnistDir ?? (env[ENV.mnistDir] || undefined), threads };
+  const dashboardAuth = { token: env[ENV.dashboardToken] || undefined, user: env[ENV.dashboardUser] || undefined, password: env[ENV.dashboardPassword] || undefined };
+  if ((dashboardAuth.user === undefined) !== (dashboardAuth.password === undefined)) {
+    throw new ValidationError(op, `${ENV.dashboardUser} / ${ENV.dashboardPassword}`, 'both set or both unset', dashboardAuth.user === undefined ? `only ${ENV.dashboardPassword} set` : `only ${ENV.dashboardUser} set`);
+  }
+  return { redisUrl, redisUrlGiven: rawUrl !== undefined, prefix, logLevel, mnistDir: flags.mnistDir ?? (env[ENV.mnistDir] || undefined), threads, dashboardAuth };
 }
 
 /** The URL with any password or user replaced by `***`: the only form that may reach a log or an error. */
