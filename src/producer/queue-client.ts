@@ -7,7 +7,7 @@ import { hiddenFromLength } from '../core/layout.js';
 import { type StepMetrics, type TrainConfig, initialParams } from '../core/training.js';
 import { connect, sanitize, waitReady } from '../io/redis.js';
 import { i32ToBase64 } from '../workers/codec.js';
-import { DEFAULT_QUEUE_SHARDS, evaluationFlow, gradientFlow, jobId, trainStepFlow } from '../workers/flows.js';
+import { DEFAULT_QUEUE_SHARDS, EVENTS_STREAMS, evaluationFlow, gradientFlow, jobId, trainStepFlow } from '../workers/flows.js';
 import { Keys } from '../workers/keys.js';
 import { type RunSummary, Store } from '../workers/store.js';
 
@@ -39,9 +39,8 @@ export class QueueClient {
     this.store = new Store(this.conn, new Keys(opts.prefix));
     this.flows = new FlowProducer({ connection: this.conn, prefix: opts.prefix });
     // Events streams are capped so BullMQ's bookkeeping stays bounded.
-    const streams = { events: { maxLen: 2_000 } };
-    this.reduce = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix, streams });
-    this.shards = new Queue(QUEUES.shards, { connection: this.conn, prefix: opts.prefix, streams });
+    this.reduce = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
+    this.shards = new Queue(QUEUES.shards, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
   }
 
   /** Checks the connection once; a wrong URL or password is a clear error, not a hang. */

@@ -18,6 +18,13 @@ export const SHARD_OPTS: JobsOptions = {
 };
 export const PARENT_OPTS: JobsOptions = { attempts: 3, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: true, removeOnFail: { count: 1000 } };
 
+/**
+ * BullMQ's events streams are capped (XADD MAXLEN ~) so its bookkeeping stays bounded. The cap
+ * lives in the queue's meta hash and every `Queue` writes its own on start (the default is 10000),
+ * so every Queue numgrad opens, in the producer and in the worker alike, passes this one.
+ */
+export const EVENTS_STREAMS = { events: { maxLen: 2_000 } };
+
 /** Samples per evaluation shard. */
 export const EVAL_SHARD_SAMPLES = 5000;
 /** Default number of gradient shards per flow through the queue. */

@@ -11,7 +11,7 @@ import { isEvalStep, sgdStep } from '../core/training.js';
 import type { Logger } from '../io/logger.js';
 import { connect } from '../io/redis.js';
 import { base64ToF64, batchIndices, batchKey, f64ToBase64 } from './codec.js';
-import { EVAL_SHARD_SAMPLES, evaluationFlow, jobId, trainStepFlow } from './flows.js';
+import { EVAL_SHARD_SAMPLES, EVENTS_STREAMS, evaluationFlow, jobId, trainStepFlow } from './flows.js';
 import { Keys } from './keys.js';
 import { LocalPool, type PreparedGradient } from './pool.js';
 import { type RunSummary, Store } from './store.js';
@@ -74,7 +74,7 @@ export class QueueWorker {
     this.conn = connect(opts.redisUrl, 'worker', (attempt, delay) => opts.logger.warn({ attempt, delayMs: delay }, 'Redis unreachable; retrying'));
     this.store = new Store(this.conn, new Keys(opts.prefix));
     this.flows = new FlowProducer({ connection: this.conn, prefix: opts.prefix });
-    this.reduceQueue = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix });
+    this.reduceQueue = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
     const common = {
       connection: this.conn,
       prefix: opts.prefix,
