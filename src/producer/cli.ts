@@ -8,6 +8,7 @@ import { registerGradient } from './commands/gradient.js';
 import { registerTrain, runTraining } from './commands/train.js';
 import { registerRuns } from './commands/runs.js';
 import { registerWorker } from './commands/worker.js';
+import { registerUp } from './commands/up.js';
 import { type Config, type ConfigFlags, DEFAULT_REDIS_URL, ENV, buildConfig } from '../io/config.js';
 import { runDemo } from './demo.js';
 import { type Output, stdio } from './output.js';
@@ -39,6 +40,7 @@ export function buildProgram(out: Output = stdio, env: NodeJS.ProcessEnv = proce
   registerTrain(program, out, config);
   registerRuns(program, out, config);
   registerWorker(program, config);
+  registerUp(program, out, config, env);
   program
     .command('start')
     .description('the main job: the chapter-4 training with finite-difference gradients (queue with an in-process worker when Redis answers, else local threads)')
