@@ -273,3 +273,39 @@ export async function spawnWorker(prefix: string, url: string, opts: { threads?:
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+export interface CliProcess {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves at exit with the code (null when killed) and the signal. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts the compiled `numgrad` CLI with the queue's prefix and URL in its environment. */
+export function startCli(args: string[], env: { prefix: string; url: string; logLevel?: string }): CliProcess {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` before the tests (npm test does)`);
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, NUMGRAD_PREFIX: env.prefix, REDIS_URL: env.url, LOG_LEVEL: env.logLevel ?? 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.once('close', (code, signal) => res({ code, signal })));
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Runs the CLI to the end (SIGKILL after `timeoutMs`); its exit code, stdout and stderr. */
+export async function runCli(args: string[], env: { prefix: string; url: string; logLevel?: string }, timeoutMs = 120_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  const p = startCli(args, env);
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
+  try {
+    const { code, signal } = await p.exited;
+    return { code, signal, stdout: p.stdout(), stderr: p.stderr() };
+  } finally {
+    clearTimeout(timer);
+  }
+}
