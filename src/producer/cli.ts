@@ -9,6 +9,7 @@ import { registerTrain, runTraining } from './commands/train.js';
 import { registerRuns } from './commands/runs.js';
 import { registerWorker } from './commands/worker.js';
 import { registerUp } from './commands/up.js';
+import { dashboardAlongside, registerDashboard } from './commands/dashboard.js';
 import { type Config, type ConfigFlags, DEFAULT_REDIS_URL, ENV, buildConfig } from '../io/config.js';
 import { runDemo } from './demo.js';
 import { type Output, stdio } from './output.js';
@@ -41,6 +42,7 @@ export function buildProgram(out: Output = stdio, env: NodeJS.ProcessEnv = proce
   registerRuns(program, out, config);
   registerWorker(program, config);
   registerUp(program, out, config, env);
+  registerDashboard(program, out, config);
   program
     .command('start')
     .description('the main job: the chapter-4 training with finite-difference gradients (queue with an in-process worker when Redis answers, else local threads)')
@@ -51,7 +53,8 @@ export function buildProgram(out: Output = stdio, env: NodeJS.ProcessEnv = proce
         { backend: 'auto', iters: flags.iters, batch: '100', lr: '0.1', hidden: '50', seed: '0', h: '0.0001', evalEvery: '600', out: flags.out },
         out,
         config(),
-        { inProcessWorker: true },
+        // On the queue, the dashboard serves beside the training (127.0.0.1:3000 or the next free port).
+        { inProcessWorker: true, alongside: (cfg) => dashboardAlongside(cfg, out) },
       );
     });
   return program;

@@ -162,7 +162,8 @@ export async function followRun(client: QueueClient, id: string, outDir: string 
   }
 }
 
-export async function runTraining(flags: TrainFlags, out: Output, config: Config, opts: { inProcessWorker?: boolean } = {}): Promise<void> {
+/** `alongside`: started once the queue backend is chosen (npm start's dashboard), closed at the end. */
+export async function runTraining(flags: TrainFlags, out: Output, config: Config, opts: { inProcessWorker?: boolean; alongside?: (config: Config) => Promise<{ close(): Promise<void> }> } = {}): Promise<void> {
   const choice = choiceOption(OP, '--backend', flags.backend, ['auto', 'local', 'queue'] as const) as BackendChoice;
   const cfg = trainFlagsToConfig(flags);
   const shards = intOption(OP, '--shards', flags.shards ?? '4', 1, 4096);
@@ -171,6 +172,7 @@ export async function runTraining(flags: TrainFlags, out: Output, config: Config
     if (flags.detach) throw new Error(`${OP}: --detach needs the queue backend (Redis)`);
     return runLocalTraining(flags, out, config);
   }
+  const extra = opts.alongside === undefined || flags.detach ? undefined : await opts.alongside(config);
   try {
     const id = await backend.client.startRun(cfg, shards, flags.runId);
     out.line(`train: run ${id} submitted (${cfg.iters} iterations, batch ${cfg.batch}, lr ${cfg.lr}, H ${cfg.hidden}, seed ${cfg.seed}, h ${cfg.h}, ${shards} shards per step)`);
@@ -181,6 +183,7 @@ export async function runTraining(flags: TrainFlags, out: Output, config: Config
     out.line(`train: following run ${id}; Ctrl-C stops following, the run goes on (\`numgrad follow ${id}\`)`);
     await followRun(backend.client, id, flags.out, out, flags.json);
   } finally {
+    await extra?.close();
     await backend.close();
   }
 }

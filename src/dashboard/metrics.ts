@@ -1,0 +1,130 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RunSummary } from '../workers/store.js';
+import type { ObserverSinks } from './observer.js';
+
+/** One reading of Redis for a scrape: every gauge below is filled from the same snapshot. */
+export interface Snapshot {
+  readonly redis: boolean;
+  readonly jobs: Record<string, Record<string, number>>;
+  readonly workers: Record<string, number>;
+  readonly runs: readonly RunSummary[];
+}
+
+export interface MetricsSource {
+  snapshot(): Promise<Snapshot>;
+  shardsPerSecond(): number;
+}
+
+/** Runs exported as labelled gauges: the newest ones (a label per run must stay bounded). */
+export const METRICS_RUNS = 20;
+
+/**
+ * The Prometheus metrics of `/metrics` (prom-client, a registry of its own so two dashboards in one
+ * process do not collide). Gauges are read from Redis at scrape time; the duration histograms are
+ * fed by the queue observer, so they cover every worker, not just this process.
+ */
+export class DashboardMetrics implements ObserverSinks {
+  readonly registry = new Registry();
+  private readonly shardSeconds: Histogram<'job'>;
+  private readonly flowSeconds: Histogram<'job'>;
+  private readonly shardsTotal: Counter;
+
+  constructor(source: MetricsSource) {
+    const registers = [this.registry];
+    // One snapshot per scrape, however many gauges ask for it.
+    let current: { at: number; p: Promise<Snapshot> } | undefined;
+    const snap = (): Promise<Snapshot> => {
+      if (current === undefined || Date.now() - current.at > 250) current = { at: Date.now(), p: source.snapshot() };
+      return current.p;
+    };
+    new Gauge({
+      name: 'numgrad_redis_up',
+      help: 'Whether Redis answers (1) or not (0)',
+      registers,
+      async collect() {
+        this.set((await snap()).redis ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'numgrad_queue_jobs',
+      help: 'Jobs by queue and state (BullMQ getJobCounts)',
+      labelNames: ['queue', 'state'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const [queue, counts] of Object.entries((await snap()).jobs)) for (const [state, n] of Object.entries(counts)) this.set({ queue, state }, n);
+      },
+    });
+    new Gauge({
+      name: 'numgrad_workers',
+      help: 'BullMQ workers connected, by queue (one per worker process and queue)',
+      labelNames: ['queue'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const [queue, n] of Object.entries((await snap()).workers)) this.set({ queue }, n);
+      },
+    });
+    const perRun = (name: string, help: string, value: (r: RunSummary) => number | null): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['run'],
+        registers,
+        async collect() {
+          this.reset();
+          for (const r of (await snap()).runs) {
+            const v = value(r);
+            if (v !== null && Number.isFinite(v)) this.set({ run: r.id }, v);
+          }
+        },
+      });
+    };
+    perRun('numgrad_run_loss', 'Mini-batch loss of the last completed iteration, by run', (r) => r.loss);
+    perRun('numgrad_run_train_accuracy', 'Training-set accuracy at the last epoch, by run', (r) => r.trainAcc);
+    perRun('numgrad_run_test_accuracy', 'Test-set accuracy at the last epoch, by run', (r) => r.testAcc);
+    perRun('numgrad_run_step', 'Iterations completed, by run', (r) => r.step);
+    perRun('numgrad_run_iterations', 'Iterations planned, by run', (r) => r.iters);
+    perRun('numgrad_run_running', 'Whether the run is running (1) or ended (0)', (r) => (r.state === 'running' ? 1 : 0));
+    new Gauge({
+      name: 'numgrad_shards_per_second',
+      help: 'Shards completed per second over the last 10 s, across all workers',
+      registers,
+      collect() {
+        this.set(source.shardsPerSecond());
+      },
+    });
+    this.shardsTotal = new Counter({ name: 'numgrad_shards_completed_total', help: 'Shards completed since this dashboard started, across all workers', registers });
+    this.shardSeconds = new Histogram({
+      name: 'numgrad_shard_duration_seconds',
+      help: 'Time a shard job was active on a worker (fd-shard: part of a gradient; ce-shard: part of an evaluation)',
+      labelNames: ['job'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.flowSeconds = new Histogram({
+      name: 'numgrad_flow_duration_seconds',
+      help: 'Time from a reducer job\'s submission to its completion: one gradient, one evaluation, or one training step (job="train-step"), shards included',
+      labelNames: ['job'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    });
+  }
+
+  shard(seconds: number | undefined, job: string): void {
+    this.shardsTotal.inc();
+    if (seconds !== undefined) this.shardSeconds.observe({ job }, seconds);
+  }
+
+  flow(seconds: number, job: string): void {
+    this.flowSeconds.observe({ job }, seconds);
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

@@ -1,0 +1,52 @@
+import type { Command } from 'commander';
+import { type Dashboard, startDashboard } from '../../dashboard/server.js';
+import type { Config } from '../../io/config.js';
+import { redactUrl } from '../../io/config.js';
+import { createLogger } from '../../io/logger.js';
+import { intOption } from '../options.js';
+import type { Output } from '../output.js';
+
+const OP = 'numgrad dashboard';
+
+/** The address line both `numgrad dashboard` and `npm start` print. */
+function announce(out: Output, d: Dashboard): void {
+  out.line(`dashboard: ${d.url}/ (training), ${d.url}/queues (bull-board), ${d.url}/metrics (Prometheus), ${d.url}/healthz`);
+}
+
+export function registerDashboard(program: Command, out: Output, config: () => Config): void {
+  program
+    .command('dashboard')
+    .description('web dashboard: training curves live, bull-board for the queues, /metrics and /healthz')
+    .option('--port <N>', 'TCP port', '3000')
+    .option('--host <host>', 'interface to bind; anything but loopback needs DASHBOARD_TOKEN or DASHBOARD_USER/DASHBOARD_PASSWORD', '127.0.0.1')
+    .option('--allow-actions', 'let bull-board retry, promote, clean and remove jobs (default: read-only)')
+    .action(async (flags: { port: string; host: string; allowActions?: boolean }) => {
+      const cfg = config();
+      const port = intOption(OP, '--port', flags.port, 0, 65_535);
+      const logger = createLogger(cfg.logLevel, 'numgrad-dashboard');
+      const d = await startDashboard({ config: cfg, port, host: flags.host, allowActions: flags.allowActions === true, logger });
+      announce(out, d);
+      out.line(`dashboard: reading Redis at ${redactUrl(cfg.redisUrl)} (prefix ${cfg.prefix}); Ctrl-C stops`);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => void d.close().then(resolve);
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+      logger.flush();
+    });
+}
+
+/**
+ * The dashboard beside `npm start`'s training: 127.0.0.1:3000 or the next free port. A dashboard
+ * that cannot start is a warning, never a reason to stop the training.
+ */
+export async function dashboardAlongside(cfg: Config, out: Output): Promise<{ close(): Promise<void> }> {
+  try {
+    const d = await startDashboard({ config: cfg, port: 3000, portTries: 20, host: '127.0.0.1', allowActions: false, logger: createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 'numgrad-dashboard') });
+    announce(out, d);
+    return d;
+  } catch (err) {
+    out.error(`dashboard: not started (${err instanceof Error ? err.message : String(err)})`);
+    return { close: async () => undefined };
+  }
+}
