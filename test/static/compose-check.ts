@@ -211,8 +211,12 @@ export function dockerStages(text: string): DockerStage[] {
   return stages;
 }
 
-/** Every problem found in the Dockerfile (and .dockerignore, which must let the build inputs in). */
-export function checkDockerfile(text: string, dockerignore = ''): string[] {
+/**
+ * Every problem found in the Dockerfile (and .dockerignore, which must let the build inputs in).
+ * `assets`: files under src/ that are not TypeScript (tsc does not emit them) and that the code
+ * reads at run time; the runtime stage must copy each.
+ */
+export function checkDockerfile(text: string, dockerignore = '', assets: string[] = []): string[] {
   const errors: string[] = [];
   const stages = dockerStages(text);
   if (stages.length < 2) errors.push(`Dockerfile: ${stages.length} stage(s); expected a build stage and a runtime stage`);
@@ -230,6 +234,13 @@ export function checkDockerfile(text: string, dockerignore = ''): string[] {
     const cli = /\/app\/(dist\/src\/producer\/cli\.js)/.exec(runtime.lines.join('\n'))?.[1];
     if (cli === undefined) errors.push('Dockerfile: runtime stage does not put `numgrad` (dist/src/producer/cli.js) on PATH');
     if (!runtime.lines.some((l) => /\/usr\/local\/bin\/numgrad\b/.test(l))) errors.push('Dockerfile: no /usr/local/bin/numgrad');
+    const copied = runtime.lines
+      .map((l) => /^COPY\s+(?:--\S+\s+)*(\S+)\s+\S+$/.exec(l)?.[1])
+      .filter((src): src is string => src !== undefined)
+      .map((src) => src.replace(/^\/app\//, '').replace(/\/$/, ''));
+    for (const a of assets) {
+      if (!copied.some((src) => a === src || a.startsWith(`${src}/`))) errors.push(`Dockerfile: runtime stage does not copy ${a} (not emitted by tsc; read at run time)`);
+    }
   }
   // What the build stage copies must not be excluded by .dockerignore.
   const ignored = dockerignore

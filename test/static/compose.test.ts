@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { type Dirent, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -9,6 +9,10 @@ const ROOT = process.cwd();
 const { text, compose } = readCompose();
 const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
 const dockerignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8');
+/** Files under src/ that tsc does not emit (the dashboard page): the image must copy them itself. */
+const assets = (readdirSync(join(ROOT, 'src'), { recursive: true, withFileTypes: true }) as Dirent[])
+  .filter((d) => d.isFile() && !d.name.endsWith('.ts'))
+  .map((d) => join(d.parentPath, d.name).slice(ROOT.length + 1));
 
 const copy = (): Compose => structuredClone(compose);
 
@@ -106,7 +110,7 @@ describe('the compose check fails on mistakes (so a green check means something)
 
 describe('Dockerfile', () => {
   it('has no problems: multi-stage node:20, npm ci --omit=dev, non-root USER, numgrad on PATH', () => {
-    expect(checkDockerfile(dockerfile, dockerignore)).toEqual([]);
+    expect(checkDockerfile(dockerfile, dockerignore, assets)).toEqual([]);
     const stages = dockerStages(dockerfile);
     expect(stages.length).toBe(2);
     expect(stages.map((s) => s.from)).toEqual(['node:20-bookworm-slim', 'node:20-bookworm-slim']);
@@ -117,6 +121,13 @@ describe('Dockerfile', () => {
     expect(checkDockerfile(dockerfile.replace('npm ci --omit=dev', 'npm ci'), dockerignore).join('\n')).toMatch(/--omit=dev/);
     expect(checkDockerfile(dockerfile.replace(/node:20-bookworm-slim AS runtime/, 'node:18-slim AS runtime'), dockerignore).join('\n')).toMatch(/expected node:20/);
     expect(checkDockerfile(dockerfile, `${dockerignore}\nsrc\n`).join('\n')).toMatch(/COPY src, but .dockerignore excludes it/);
+  });
+
+  it('copies the run-time files tsc does not emit (and the check notices when it does not)', () => {
+    expect(assets).toContain('src/dashboard/public/index.html');
+    expect(checkDockerfile(dockerfile, dockerignore, assets)).toEqual([]);
+    const without = dockerfile.replace(/^COPY --from=build \/app\/src\/dashboard\/public.*$/m, '');
+    expect(checkDockerfile(without, dockerignore, assets).join('\n')).toMatch(/does not copy src\/dashboard\/public\/index.html/);
   });
 
   it('the wrapper runs a file the build produces', () => {
