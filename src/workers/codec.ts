@@ -55,7 +55,11 @@ export function batchIndices(spec: BatchSpec, trainSize: number): Int32Array {
   return idx;
 }
 
-/** A stable key of a batch spec, for caches. */
+/**
+ * A stable key of a batch spec, for caches. Every field is in it: the batch is validated (decoded)
+ * only when its cache entry is made, so a spec that differs in any field, the count included, must
+ * miss the cache and be validated on its own.
+ */
 export function batchKey(spec: BatchSpec): string {
-  return spec.kind === 'seeded' ? `s:${spec.seed}:${spec.step}:${spec.size}` : `i:${createHash('sha1').update(spec.indices).digest('hex')}`;
+  return spec.kind === 'seeded' ? `s:${spec.seed}:${spec.step}:${spec.size}` : `i:${spec.count}:${createHash('sha1').update(spec.indices).digest('hex')}`;
 }

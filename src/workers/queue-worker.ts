@@ -121,15 +121,19 @@ export class QueueWorker {
     }
   }
 
-  private loadParams(version: string, hidden: number): Promise<{ params: Float64Array; shared: SharedArrayBuffer }> {
-    return this.paramsCache.get(version, async () => {
+  private async loadParams(version: string, hidden: number): Promise<{ params: Float64Array; shared: SharedArrayBuffer }> {
+    const loaded = await this.paramsCache.get(version, async () => {
       const params = await this.store.getParams(version);
       if (params === null) throw new ValidationError('shard', 'data.params', 'a params version stored in Redis', `unknown version ${version.slice(0, 12)}…`);
-      if (params.length !== paramCount(hidden)) throw new ValidationError('shard', 'data.hidden', `${(params.length - 10) / 795} for params of length ${params.length}`, hidden);
       const shared = new SharedArrayBuffer(params.byteLength);
       new Float64Array(shared).set(params);
       return { params, shared };
     });
+    // Checked for every job, not only the one whose load fills the cache: a later job naming the
+    // same version may claim another H (and with it a range past the end of these params).
+    const { params } = loaded;
+    if (params.length !== paramCount(hidden)) throw new ValidationError('shard', 'data.hidden', `${(params.length - 10) / 795} for params of length ${params.length}`, hidden);
+    return loaded;
   }
 
   private async fdShard(d: FdShardData): Promise<FdShardResult> {
