@@ -78,7 +78,7 @@ describe('numgrad up (workers and dashboard as child processes)', () => {
     expect(pids.map((p) => p.name)).toEqual(['worker-1', 'worker-2', 'dashboard']);
     expect(stdout).toContain(`up: dashboard pid ${pids[2].pid} at http://127.0.0.1:${port}/`);
     // The dashboard child serves on the port `up` gave it.
-    await until('dashboard /healthz answers', async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined)) !== undefined, 30_000, log);
+    await until('dashboard /healthz answers 200', async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200, 30_000, log);
 
     const flags = ['--iters', '200', '--eval-every', '100'];
     const qDir = mkdtempSync(join(tmpdir(), 'numgrad-cluster-q-'));
