@@ -93,6 +93,9 @@ export async function runUp(flags: UpFlags, out: Output, cfg: Config, env: NodeJ
     }
     requested = sig;
     out.error(`up: ${sig}: stopping ${sup.all.filter((c) => c.alive).length} processes (workers finish their active jobs; ${sig === 'SIGINT' ? 'Ctrl-C' : 'a signal'} again kills them)`);
+    // At once, not after `done` wakes: a terminal's Ctrl-C reaches the children too, and their exits
+    // must already count as asked for.
+    void sup.stop();
     wake();
   };
   const onInt = (): void => onSignal('SIGINT');
