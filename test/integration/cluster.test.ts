@@ -105,4 +105,18 @@ describe('numgrad up (workers and dashboard as child processes)', () => {
     for (const p of pids) expect(alive(p.pid), `${p.name} (pid ${p.pid}) still runs after up stopped`).toBe(false);
     expect(await workersOnline(prefix, url)).toBe(0);
   }, 240_000);
+
+  it('says so and starts nothing when Redis does not answer', async () => {
+    const port = await freePort();
+    const r = await cli(['--redis', `redis://127.0.0.1:${port}`, 'up', '--workers', '1', '--no-dashboard']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`numgrad up: Redis at redis://127.0.0.1:${port} does not answer`));
+    expect(r.stdout).not.toMatch(/worker-1 pid/);
+  });
+
+  it('rejects a bad --workers naming the option', async () => {
+    const r = await cli(['up', '--workers', '0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--workers must be an integer in \[1, 256\], got "0"/);
+  });
 });
