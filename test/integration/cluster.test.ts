@@ -104,7 +104,7 @@ describe('numgrad up (workers and dashboard as child processes)', () => {
     expect(stdout).toMatch(/up: stopped 3 processes/);
     for (const p of pids) expect(alive(p.pid), `${p.name} (pid ${p.pid}) still runs after up stopped`).toBe(false);
     expect(await workersOnline(prefix, url)).toBe(0);
-  }, 240_000);
+  }, 300_000);
 
   it('says so and starts nothing when Redis does not answer', async () => {
     const port = await freePort();
