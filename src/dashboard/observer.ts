@@ -1,4 +1,3 @@
-import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { JOBS, QUEUES } from '../core/contract.js';
 import type { Logger } from '../io/logger.js';
@@ -27,7 +26,7 @@ const RATE_WINDOW_MS = 10_000;
 const streamMs = (id: string): number => Number(id.split('-')[0]);
 
 /**
- * Watches the two queues' event streams (BullMQ QueueEvents) to time what no single process can:
+ * Watches the two queues' event streams to time what no single process can:
  * shards (active → completed), flows (added → completed: a gradient, an evaluation, or a training
  * step with its shards), and shards per second across every worker. It only sees events from the
  * moment it starts; jobs are removed on completion, so the streams are the only record of their timing.
@@ -35,8 +34,13 @@ const streamMs = (id: string): number => Number(id.split('-')[0]);
 export class QueueObserver {
   /** Shards completed since this observer started. */
   shardsCompleted = 0;
-  private readonly conns: Redis[] = [];
-  private readonly events: QueueEvents[] = [];
+  private readonly conn: Redis;
+  private readonly loop: Promise<void>;
+  private positioned: Promise<void> = Promise.resolve();
+  private closed = false;
+  /** Resolves on close(): a read pending while Redis is down never settles (ioredis keeps it queued), so the loop races this. */
+  private readonly stopped: Promise<null>;
+  private stop: () => void = () => undefined;
   private readonly pending = new Map<string, Pending>();
   private readonly recent: number[] = [];
   private readonly started = Date.now();
@@ -44,32 +48,79 @@ export class QueueObserver {
   private closing: Promise<void> | undefined;
 
   constructor(
-    opts: { redisUrl: string; prefix: string; logger: Logger },
+    private readonly opts: { redisUrl: string; prefix: string; logger: Logger },
     private readonly sinks: ObserverSinks,
   ) {
-    for (const queue of [QUEUES.shards, QUEUES.reduce]) {
-      // QueueEvents blocks on XREAD: a connection of its own, retrying while Redis is away.
-      const conn = connect(opts.redisUrl, 'worker');
-      const ev = new QueueEvents(queue, { connection: conn, prefix: opts.prefix });
-      ev.on('error', (err) => opts.logger.debug({ queue, err: err.message }, 'queue events error'));
-      ev.on('added', ({ jobId, name }, id) => {
-        const p = this.entry(queue, jobId);
-        p.name = name;
-        p.added = streamMs(id);
-      });
-      ev.on('active', ({ jobId }, id) => void (this.entry(queue, jobId).active = streamMs(id)));
-      ev.on('completed', ({ jobId }, id) => this.completed(queue, jobId, streamMs(id)));
-      ev.on('failed', ({ jobId }) => this.pending.delete(`${queue}:${jobId}`));
-      this.conns.push(conn);
-      this.events.push(ev);
-    }
+    // XREAD BLOCK needs a connection of its own, retrying while Redis is away.
+    this.conn = connect(opts.redisUrl, 'worker');
+    this.stopped = new Promise<null>((resolve) => (this.stop = () => resolve(null)));
+    this.loop = this.consume();
   }
 
-  /** Resolves once both event readers are connected (or after `timeoutMs`, Redis being away). */
+  /** Resolves once the reader knows where the streams end (or after `timeoutMs`, Redis being away). */
   async ready(timeoutMs = 3_000): Promise<void> {
     let t: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => (t = setTimeout(resolve, timeoutMs)));
-    await Promise.race([Promise.all(this.events.map((e) => e.waitUntilReady())).then(() => undefined), timeout]).finally(() => clearTimeout(t));
+    await Promise.race([this.positioned, timeout]).finally(() => clearTimeout(t));
+  }
+
+  /**
+   * Reads both queues' event streams (BullMQ writes `<prefix>:<queue>:events`) with XREAD BLOCK on a
+   * connection this class owns. Not BullMQ's QueueEvents: its close() waits for Redis to come back,
+   * and a dashboard must close while Redis is down.
+   */
+  private async consume(): Promise<void> {
+    const streams = [QUEUES.shards, QUEUES.reduce].map((q) => `${this.opts.prefix}:${q}:events`);
+    let ids: string[] | undefined;
+    let markPositioned: () => void = () => undefined;
+    this.positioned = new Promise<void>((resolve) => (markPositioned = resolve));
+    while (!this.closed) {
+      try {
+        if (ids === undefined) {
+          // Start at each stream's end: only what happens from now on is observed.
+          const last = Promise.all(streams.map(async (k) => (await this.conn.xrevrange(k, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0'));
+          last.catch(() => undefined);
+          const ends = await Promise.race([last, this.stopped]);
+          if (ends === null) break;
+          ids = ends;
+          markPositioned();
+        }
+        const read = this.conn.xread('COUNT', 1000, 'BLOCK', 2_000, 'STREAMS', ...streams, ...ids) as Promise<[string, [string, string[]][]][] | null>;
+        read.catch(() => undefined);
+        const res = await Promise.race([read, this.stopped]);
+        if (this.closed) break;
+        for (const [key, entries] of res ?? []) {
+          const i = streams.indexOf(key);
+          const queue = i === 0 ? QUEUES.shards : QUEUES.reduce;
+          for (const [id, fields] of entries) {
+            ids[i] = id;
+            this.onEvent(queue, id, fields);
+          }
+        }
+      } catch (err) {
+        if (this.closed) break;
+        this.opts.logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'queue events read failed; retrying');
+        await Promise.race([new Promise((r) => setTimeout(r, 1_000)), this.stopped]);
+      }
+    }
+  }
+
+  private onEvent(queue: string, id: string, fields: string[]): void {
+    const f: Record<string, string> = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];
+    const jobId = f.jobId;
+    if (jobId === undefined) return;
+    if (f.event === 'added') {
+      const p = this.entry(queue, jobId);
+      p.name = f.name;
+      p.added = streamMs(id);
+    } else if (f.event === 'active') {
+      this.entry(queue, jobId).active = streamMs(id);
+    } else if (f.event === 'completed') {
+      this.completed(queue, jobId, streamMs(id));
+    } else if (f.event === 'failed') {
+      this.pending.delete(`${queue}:${jobId}`);
+    }
   }
 
   private entry(queue: string, jobId: string): Pending {
@@ -121,12 +172,13 @@ export class QueueObserver {
     return Object.fromEntries(this.lastStep);
   }
 
+  /** Stops reading; safe twice, and quick even while Redis is down (the blocked read is cut). */
   close(): Promise<void> {
     if (this.closing === undefined) {
-      this.closing = (async () => {
-        await Promise.all(this.events.map((e) => e.close().catch(() => undefined)));
-        for (const c of this.conns) c.disconnect();
-      })();
+      this.closed = true;
+      this.stop();
+      this.conn.disconnect();
+      this.closing = this.loop.catch(() => undefined);
     }
     return this.closing;
   }
