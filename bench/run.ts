@@ -25,6 +25,8 @@ import { Rng, miniBatchIndices } from '../src/core/prng.js';
 import { loadMnist, mnistDir } from '../src/io/mnist.js';
 import { readNpyFile, writeNpyFile } from '../src/io/npy-file.js';
 import { intOption } from '../src/producer/options.js';
+import { allThreads, localPoolContender, queueContender, startRedis } from './contenders.js';
+import { type EvalReport, benchEvaluation } from './evaluation.js';
 
 /** The repository root (this file runs as dist/bench/run.js). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -65,6 +67,8 @@ export interface Contender {
   /** Untimed runs first (JIT warm-up, pool start); default 1. Their times are reported as "cold". */
   warmup?: number;
   run(ctx: BenchContext): RunResult | Promise<RunResult>;
+  /** Releases what the contender started (pools, worker processes); called once at the end. */
+  close?(): Promise<void>;
 }
 
 export interface Row {
@@ -195,6 +199,8 @@ export interface BenchOptions {
   /** OPENBLAS/OMP/MKL_NUM_THREADS for numpy; undefined leaves numpy's default. */
   numpyThreads: number | undefined;
   argv: string[];
+  /** Runs with the same inputs before the temp dir goes (e.g. the evaluation comparison). */
+  afterRows?: (ctx: BenchContext) => Promise<void>;
 }
 
 interface Accuracy {
@@ -325,8 +331,10 @@ export async function runBench(o: BenchOptions, log: (line: string) => void = (l
       notes.push('other work shared the machine during the run (see the load average): the interleaved medians absorb some of it; the spread of the runs shows the rest.');
     }
     if (!ok) notes.push(`numgrad and the numpy textbook disagree by more than ${AGREEMENT_TOLERANCE} (see Accuracy).`);
+    if (o.afterRows !== undefined) await o.afterRows(ctx);
     return { date, options: o, machine, rows, textbook, accuracy, notes, ok };
   } finally {
+    for (const c of contenders) await c.close?.();
     rmSync(tmpDir, { recursive: true, force: true });
   }
 }
@@ -512,11 +520,36 @@ export async function main(argv: string[]): Promise<number> {
     numpyThreads: f.numpyThreads === 'default' ? undefined : intOption(OP, '--numpy-threads', f.numpyThreads, 1, 1024),
     argv,
   };
-  const rep = await runBench(opts);
+  // The pool and queue rows (bench/contenders.ts): the queue on a redis-server of the bench's own.
+  const redis = await startRedis();
+  const redisUrl = redis?.url ?? process.env.REDIS_URL;
+  const threads = allThreads();
+  addContender(localPoolContender(1));
+  if (threads > 1) addContender(localPoolContender(threads));
+  if (redisUrl !== undefined) {
+    addContender(queueContender(() => redisUrl, 1, threads, 4));
+    if (threads > 1) addContender(queueContender(() => redisUrl, 2, 1, 4));
+  }
+  let rep: Report;
+  let evalRep: EvalReport | undefined;
+  try {
+    rep = await runBench({
+      ...opts,
+      afterRows: async (ctx) => {
+        if (!existsSync(REFERENCE_PY)) return;
+        const env = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
+        console.log('evaluation over the 60,000 training images: numgrad pool vs numpy_reference.py loss, interleaved…');
+        evalRep = await benchEvaluation(ctx, REFERENCE_PY, quick ? 3 : 5, env, threads);
+      },
+    });
+  } finally {
+    redis?.stop();
+  }
+  console.log(summaryLines(rep, evalRep, redis !== undefined).join('\n'));
   if (f.write) {
     const path = join(REPO_ROOT, 'docs/BENCHMARKS.md');
     mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, renderMarkdown(rep));
+    writeFileSync(path, `${renderMarkdown(rep)}\n${summaryLines(rep, evalRep, redis !== undefined).join('\n')}\n`);
     console.log(`wrote ${relative(process.cwd(), path) || path}`);
   }
   return rep.ok ? 0 : 1;
@@ -533,4 +566,39 @@ if (isEntry) {
       process.exitCode = 1;
     },
   );
+}
+
+/** The ratios the issues ask for, from one run's rows, and the evaluation comparison. */
+function summaryLines(rep: Report, ev: EvalReport | undefined, ownRedis: boolean): string[] {
+  const L: string[] = ['## Scaling and the queue', ''];
+  const row = (prefix: string): Row | undefined => rep.rows.find((r) => r.name.startsWith(prefix));
+  const one = row('numgrad local pool, 1 thread');
+  const all = rep.rows.find((r) => r.name.startsWith('numgrad local pool,') && r !== one);
+  const q1 = row('numgrad queue, 1 worker process');
+  const q2 = row('numgrad queue, 2 worker processes');
+  if (one && all) L.push(`- local pool, all threads vs 1 thread: **${(one.medianSeconds / all.medianSeconds).toFixed(2)}×** faster (${fmtSeconds(one.medianSeconds)} → ${fmtSeconds(all.medianSeconds)}, medians).`);
+  for (const q of [q1, q2]) {
+    if (q === undefined) continue;
+    if (all) L.push(`- ${q.name}: ${(q.medianSeconds / all.medianSeconds).toFixed(2)}× the local pool's time (all threads), ${fmtRatio(q.ratioVsTextbook)} the textbook.`);
+    if (q.info?.redisCommands !== undefined) {
+      L.push(`  Redis per gradient${ownRedis ? ' (the bench\'s own redis-server, so numgrad\'s traffic alone)' : ''}: ${q.info.redisCommands} commands, ${(q.info.redisBytesIn / 1024).toFixed(0)} KiB in, ${(q.info.redisBytesOut / 1024).toFixed(0)} KiB out (first timed run).`);
+    }
+  }
+  L.push('');
+  if (ev !== undefined) {
+    const m = median(ev.ours);
+    const n = median(ev.numpy);
+    L.push('## Evaluation over the 60,000 training images');
+    L.push('');
+    L.push(`numgrad \`LocalPool.evaluate(params, 'train')\` on ${ev.threads} threads vs \`numpy_reference.py loss --split train\` (numpy with ${ev.threads} BLAS threads), interleaved run by run:`);
+    L.push('');
+    L.push(`| | median | runs |`);
+    L.push(`|---|---:|---|`);
+    L.push(`| numgrad | ${fmtSeconds(m)} | ${ev.ours.map(fmtSeconds).join(', ')} |`);
+    L.push(`| numpy | ${fmtSeconds(n)} | ${ev.numpy.map(fmtSeconds).join(', ')} |`);
+    L.push('');
+    L.push(`numgrad / numpy time: **${(m / n).toFixed(2)}×**. Loss ${ev.loss} (numpy prints ${ev.numpyLoss}), relative difference ${ev.numpyLoss === undefined ? 'n/a' : (Math.abs(ev.loss - ev.numpyLoss) / ev.numpyLoss).toExponential(2)} (numpy prints 12 decimals); accuracy ${ev.accuracy} vs numpy ${ev.numpyAccuracy}.`);
+    L.push('');
+  }
+  return L;
 }
