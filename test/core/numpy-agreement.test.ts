@@ -14,10 +14,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fdGradient } from '../../src/core/fd-engine.js';
-import { analyticGradient } from '../../src/core/network.js';
-import { mnistDir } from '../../src/io/mnist.js';
+import { analyticGradient, sampleLosses } from '../../src/core/network.js';
+import { reduceEvaluation } from '../../src/core/reduce.js';
+import { loadMnist, mnistDir } from '../../src/io/mnist.js';
 import { readNpyFile, writeNpyFile } from '../../src/io/npy-file.js';
-import { maxRelErr, seededCase } from '../helpers/data.js';
+import { maxRelErr, scaledCase, seededCase } from '../helpers/data.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const REFERENCE = resolve(ROOT, '../shared/bench/numpy_reference.py');
@@ -77,4 +78,23 @@ describe.skipIf(SKIP)('numgrad vs numpy_reference.py (H = 50, batch of 100)', ()
       expect(maxRelErr(analyticGradient(params, batch), numpy)).toBeLessThanOrEqual(1e-12);
     });
   });
+
+  // numpy prints loss with 12 decimals (±5e-13, i.e. ~2e-13 relative for a loss near 2.3) and
+  // accuracy with 4, so the loss is held to 1e-12 relative and the accuracy to numpy's exact string
+  // (k/10000 on the test split is exact in 4 decimals).
+  it.each(['test', 'train'] as const)('evaluation over the %s split agrees with numpy: loss ≤ 1e-12 relative, accuracy exactly', (split) => {
+    const { params } = scaledCase(4, 50, 1, 0.3);
+    const p = join(dir, `params-eval-${split}.npy`);
+    writeNpyFile(p, params);
+    const text = reference('loss', '--data', mnistDir(), '--params', p, '--split', split);
+    const m = /loss=([\d.]+) accuracy=([\d.]+)/.exec(text);
+    expect(m, text).not.toBeNull();
+    const data = loadMnist(split);
+    const { losses, correct } = sampleLosses(params, data);
+    const ours = reduceEvaluation(losses, correct);
+    const numpyLoss = Number(m?.[1]);
+    expect(Math.abs(ours.loss - numpyLoss) / numpyLoss).toBeLessThanOrEqual(1e-12);
+    expect(ours.accuracy.toFixed(4)).toBe(m?.[2]);
+  });
 });
+
