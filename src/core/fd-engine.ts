@@ -3,7 +3,7 @@ import { ValidationError } from './errors.js';
 import { CLASSES, INPUTS, type Layout, hiddenFromLength, layout } from './layout.js';
 import { CEE_DELTA } from './losses.js';
 import { checkStep, DEFAULT_H, numericalGradientRange } from './numerical.js';
-import { forward, loss } from './network.js';
+import { forward, loss, softmaxParts } from './network.js';
 import { pairwiseSum } from './sum.js';
 
 /**
@@ -66,20 +66,7 @@ export function planGradient(params: Float64Array, batch: Batch, h = DEFAULT_H):
   }
   const N = batch.count;
   const f = forward(params, batch);
-  const e = new Float64Array(N * CLASSES);
-  const S = new Float64Array(N);
-  for (let n = 0; n < N; n++) {
-    const q = n * CLASSES;
-    let m = -Infinity;
-    for (let k = 0; k < CLASSES; k++) if (f.a2[q + k] > m) m = f.a2[q + k];
-    let s = 0;
-    for (let k = 0; k < CLASSES; k++) {
-      const v = Math.exp(f.a2[q + k] - m);
-      e[q + k] = v;
-      s += v;
-    }
-    S[n] = s;
-  }
+  const { e, S } = softmaxParts(f);
   const u = new Float64Array(N * H);
   for (let c = 0; c < u.length; c++) u[c] = Math.exp(-f.a1[c]);
   // Memo rows: one per distinct (sample, level), 255 always present.

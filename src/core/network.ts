@@ -135,20 +135,33 @@ export function axpy(y: Float64Array, o: number, x: number, w: Float64Array, k: 
   for (; j < n; j++) y[o + j] += x * w[k + j];
 }
 
-/** Softmax probabilities of every sample (rows of 10), max-subtracted. */
-export function probabilities(f: Forward): Float64Array {
-  const y = new Float64Array(f.count * CLASSES);
+/**
+ * The softmax's parts per sample: e = exp(a2 − max a2) (rows of 10) and their row sums S, so that
+ * y = e/S. The finite-difference engine caches exactly these, so its loss at θ is this one, bit for bit.
+ */
+export function softmaxParts(f: Forward): { e: Float64Array; S: Float64Array } {
+  const e = new Float64Array(f.count * CLASSES);
+  const S = new Float64Array(f.count);
   for (let s = 0; s < f.count; s++) {
     const q = s * CLASSES;
     let m = -Infinity;
     for (let k = 0; k < CLASSES; k++) if (f.a2[q + k] > m) m = f.a2[q + k];
-    let S = 0;
+    let sum = 0;
     for (let k = 0; k < CLASSES; k++) {
-      const e = Math.exp(f.a2[q + k] - m);
-      y[q + k] = e;
-      S += e;
+      const v = Math.exp(f.a2[q + k] - m);
+      e[q + k] = v;
+      sum += v;
     }
-    for (let k = 0; k < CLASSES; k++) y[q + k] /= S;
+    S[s] = sum;
+  }
+  return { e, S };
+}
+
+/** Softmax probabilities of every sample (rows of 10), max-subtracted. */
+export function probabilities(f: Forward): Float64Array {
+  const { e: y, S } = softmaxParts(f);
+  for (let s = 0; s < f.count; s++) {
+    for (let k = 0; k < CLASSES; k++) y[s * CLASSES + k] /= S[s];
   }
   return y;
 }

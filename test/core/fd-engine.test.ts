@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FdEngine, expm1Small, fdGradient, naiveGradientShard, planGradient } from '../../src/core/fd-engine.js';
-import { analyticGradient } from '../../src/core/network.js';
+import { FdEngine, expm1Small, fdGradient, naiveGradientShard, planGradient, planLoss } from '../../src/core/fd-engine.js';
+import { analyticGradient, loss } from '../../src/core/network.js';
 import { layout } from '../../src/core/layout.js';
 import { bytesOf, maxRelErr, scaledCase, seededCase } from '../helpers/data.js';
 
@@ -55,6 +55,13 @@ describe('finite-difference engine', () => {
     const again = new Float64Array(L);
     for (let s = L; s > 0; s -= 997) again.set(eng.shard(Math.max(0, s - 997), s), Math.max(0, s - 997));
     expect(bytesOf(again).equals(bytesOf(full))).toBe(true);
+  });
+
+  it("plan's loss at θ is bitwise loss(params, batch)", () => {
+    for (const [seed, H] of [[1, 50], [2, 10]] as const) {
+      const { params, batch } = scaledCase(seed, H, 37, 0.2);
+      expect(Object.is(planLoss(planGradient(params, batch)), loss(params, batch))).toBe(true);
+    }
   });
 
   it('gives exactly 0 for a pixel that is zero in every sample of the batch', () => {
