@@ -39,16 +39,29 @@ export const MAX_BATCH = 60_000;
  * float64 each, so this bounds it to ~560 MB however the two are combined (100 × 50 needs 2.7 MB).
  */
 export const MAX_BATCH_TIMES_HIDDEN = 1_000_000;
+/**
+ * Largest samples × hidden units of one ce-shard: its forward pass holds two n × H float64 arrays
+ * (a1 and z), so this bounds them to ~330 MB. numgrad's own evaluation shards (5000 samples) fit at
+ * any H ≤ MAX_HIDDEN; without it one job (60000 samples at H = 4096) would ask for 4 GB.
+ */
+export const MAX_CE_SAMPLES_TIMES_HIDDEN = 5_000 * MAX_HIDDEN;
 export const TRAIN_SIZE = 60_000;
 export const TEST_SIZE = 10_000;
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 const paramsKey = z.string().regex(/^[0-9a-f]{64}$/, 'a params version: 64 lowercase hex digits (SHA-256 of the float64 bytes)');
-const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64');
+/** Characters of the base64 of `bytes` bytes (padded). */
+const base64Chars = (bytes: number): number => 4 * Math.ceil(bytes / 3);
+/**
+ * Base64 of at most `maxBytes` bytes. The bound is checked before anything is decoded, so a job
+ * cannot make a worker allocate for a string longer than any valid payload (JSON itself is bounded
+ * only by Redis' proto-max-bulk-len).
+ */
+const base64 = (maxBytes: number) => z.string().max(base64Chars(maxBytes)).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64');
 
 /** A mini-batch: explicit training-set indices (base64 of int32 LE), or the seeded batch of a run's step. */
 export const BatchSpec = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('indices'), count: int(1, MAX_BATCH), indices: base64 }),
+  z.strictObject({ kind: z.literal('indices'), count: int(1, MAX_BATCH), indices: base64(4 * MAX_BATCH) }),
   z.strictObject({ kind: z.literal('seeded'), seed: int(0, Number.MAX_SAFE_INTEGER), step: int(0, Number.MAX_SAFE_INTEGER), size: int(1, MAX_BATCH) }),
 ]);
 export type BatchSpec = z.infer<typeof BatchSpec>;
@@ -100,15 +113,18 @@ export const CeShardData = z
     if (d.split === 'batch' && d.batch === undefined) ctx.addIssue({ code: 'custom', path: ['batch'], message: 'present when split is "batch"' });
     if (d.split !== 'batch' && d.batch !== undefined) ctx.addIssue({ code: 'custom', path: ['batch'], message: 'absent unless split is "batch"' });
     rangeRefine(d, ctx, splitSize(d.split, d.batch), 'samples in the split');
+    if ((d.end - d.start) * d.hidden > MAX_CE_SAMPLES_TIMES_HIDDEN) {
+      ctx.addIssue({ code: 'custom', path: ['end'], message: `≤ start + ${Math.floor(MAX_CE_SAMPLES_TIMES_HIDDEN / d.hidden)} (a shard's samples × hidden ≤ ${MAX_CE_SAMPLES_TIMES_HIDDEN}, here ${d.end - d.start} × ${d.hidden})` });
+    }
   });
 export type CeShardData = z.infer<typeof CeShardData>;
 
 /** Return value of an fd-shard: its range, base64 float64 derivatives, and (shard at 0) the batch loss. */
-export const FdShardResult = z.strictObject({ start: z.number().int(), end: z.number().int(), data: base64, loss: z.number().optional() });
+export const FdShardResult = z.strictObject({ start: z.number().int(), end: z.number().int(), data: base64(8 * paramCount(MAX_HIDDEN)), loss: z.number().optional() });
 export type FdShardResult = z.infer<typeof FdShardResult>;
 
 /** Return value of a ce-shard: its range, base64 float64 per-sample losses, the number correct. */
-export const CeShardResult = z.strictObject({ start: z.number().int(), end: z.number().int(), losses: base64, correct: z.number().int() });
+export const CeShardResult = z.strictObject({ start: z.number().int(), end: z.number().int(), losses: base64(8 * MAX_BATCH), correct: z.number().int() });
 export type CeShardResult = z.infer<typeof CeShardResult>;
 
 /** gradient (parent): assemble fd-shard children; store the result under `result` for the submitter. */
@@ -134,6 +150,10 @@ export const EvaluationData = z.strictObject({
   batch: BatchSpec.optional(),
   holder: z.string().min(1).max(200),
   run: z.strictObject({ id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), iter: int(0, Number.MAX_SAFE_INTEGER) }).optional(),
+}).superRefine((d, ctx) => {
+  // As on ce-shard: without this an evaluation of split "batch" and no batch reduced zero samples.
+  if (d.split === 'batch' && d.batch === undefined) ctx.addIssue({ code: 'custom', path: ['batch'], message: 'present when split is "batch"' });
+  if (d.split !== 'batch' && d.batch !== undefined) ctx.addIssue({ code: 'custom', path: ['batch'], message: 'absent unless split is "batch"' });
 });
 export type EvaluationData = z.infer<typeof EvaluationData>;
 

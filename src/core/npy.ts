@@ -148,6 +148,10 @@ type Literal = string | boolean | number | Literal[] | { [k: string]: Literal };
 
 function parseHeader(text: string, fail: (detail: string) => never): Record<string, Literal> {
   let pos = 0;
+  // numpy's header nests two deep (the dict, the shape tuple); a header of 60000 '(' would otherwise
+  // overflow the stack (a RangeError, not a FormatError naming the file).
+  let depth = 0;
+  const MAX_DEPTH = 8;
   const bad: (what: string) => never = (what) => fail(`unparsable header ${JSON.stringify(text.trim().slice(0, 80))}: ${what} at character ${pos}`);
   const skip = (): void => {
     while (pos < text.length && ' \t\r\n'.includes(text[pos])) pos++;
@@ -162,7 +166,12 @@ function parseHeader(text: string, fail: (detail: string) => never): Record<stri
       pos = end + 1;
       return s;
     }
-    if (c === '{' || c === '(' || c === '[') return c === '{' ? dict() : sequence(c === '(' ? ')' : ']');
+    if (c === '{' || c === '(' || c === '[') {
+      if (++depth > MAX_DEPTH) bad(`nested deeper than ${MAX_DEPTH} levels`);
+      const v = c === '{' ? dict() : sequence(c === '(' ? ')' : ']');
+      depth--;
+      return v;
+    }
     // `3L`: Python 2 numpy wrote shapes as longs.
     const m = /^(True|False|(-?\d+)L?)/.exec(text.slice(pos));
     if (m === null) return bad('expected a string, True/False, an integer, a tuple or a dict');

@@ -34,7 +34,9 @@ export function f64Bytes(a: Float64Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
-export function bufferToF64(b: Buffer): Float64Array {
+/** A stored float64 vector (a params snapshot, a result); bytes that are not whole float64 values are a ValidationError, not a RangeError. */
+export function bufferToF64(b: Buffer, field = 'snapshot'): Float64Array {
+  if (b.byteLength % 8 !== 0) throw new ValidationError('decode', field, 'a snapshot of whole float64 values (a multiple of 8 bytes)', `${b.byteLength} bytes`);
   const out = new Float64Array(b.byteLength / 8);
   new Uint8Array(out.buffer).set(b);
   return out;

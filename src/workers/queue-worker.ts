@@ -123,7 +123,18 @@ export class QueueWorker {
 
   private async loadParams(version: string, hidden: number): Promise<{ params: Float64Array; shared: SharedArrayBuffer }> {
     const loaded = await this.paramsCache.get(version, async () => {
-      const params = await this.store.getParams(version);
+      let params: Float64Array | null;
+      try {
+        params = await this.store.getParams(version);
+      } catch (err) {
+        if (err instanceof ValidationError) throw new ValidationError('shard', 'data.params', err.expected, err.got);
+        throw err;
+      }
+      // Anyone who can write to Redis can store a snapshot: NaN or ±Infinity in it would make every
+      // derivative NaN (or a silent garbage step), so it is refused once, when the snapshot is loaded.
+      for (let c = 0; c < params.length; c++) {
+        if (!Number.isFinite(params[c])) throw new ValidationError('shard', `data.params[${c}]`, 'a finite number in the stored snapshot', params[c]);
+      }
       if (params === null) throw new ValidationError('shard', 'data.params', 'a params version stored in Redis', `unknown version ${version.slice(0, 12)}…`);
       const shared = new SharedArrayBuffer(params.byteLength);
       new Float64Array(shared).set(params);
@@ -132,7 +143,11 @@ export class QueueWorker {
     // Checked for every job, not only the one whose load fills the cache: a later job naming the
     // same version may claim another H (and with it a range past the end of these params).
     const { params } = loaded;
-    if (params.length !== paramCount(hidden)) throw new ValidationError('shard', 'data.hidden', `${(params.length - 10) / 795} for params of length ${params.length}`, hidden);
+    if (params.length !== paramCount(hidden)) {
+      const fits = params.length >= paramCount(1) && (params.length - 10) % 795 === 0;
+      if (!fits) throw new ValidationError('shard', 'data.params', 'a snapshot of 795·H + 10 float64 values', `${params.length} values`);
+      throw new ValidationError('shard', 'data.hidden', `${(params.length - 10) / 795} for params of length ${params.length}`, hidden);
+    }
     return loaded;
   }
 
