@@ -13,9 +13,12 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QueueClient } from '../../src/producer/queue-client.js';
-import { type WorkerProcess, cleanup, closeRedis, keysUnder, redisUrl, runCli, sleep, spawnWorker, startCli, uniquePrefix } from '../helpers/redis.js';
+import { type CliProcess, type WorkerProcess, cleanup, closeRedis, keysUnder, redisUrl, runCli, sleep, spawnWorker, startCli, uniquePrefix } from '../helpers/redis.js';
 
-/** 200 iterations with epochs at 0, 100 and 199: ~15 s a run on 2 cores. */
+/**
+ * 200 iterations with epochs at 0, 100 and 199: 20–30 s a run on 2 idle cores (the file takes ~90 s);
+ * the timeouts are generous for a machine busy with other suites.
+ */
 const FLAGS = ['--iters', '200', '--eval-every', '100', '--seed', '5'];
 const ITERS = 200;
 /** BullMQ trims its events streams approximately (XADD MAXLEN ~ 2000): whole stream nodes of ≤ 100 entries. */
@@ -46,7 +49,7 @@ beforeAll(async () => {
   localParams = readFileSync(join(dir, 'local', 'params.npy'));
   localMetrics = metricsOf(join(dir, 'local', 'metrics.jsonl'));
   expect(localMetrics).toHaveLength(ITERS);
-}, 90_000);
+}, 180_000);
 
 afterAll(async () => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
@@ -112,7 +115,7 @@ describe.each([
 
   it('a seeded 200-iteration run ends with params.npy bitwise the local run, and the same metrics', async () => {
     const out = join(dir, `queue-${n}`);
-    const r = await runCli(['train', '--backend', 'queue', ...FLAGS, '--run-id', 'r1', '--out', out, '--json'], { prefix, url }, 150_000);
+    const r = await runCli(['train', '--backend', 'queue', ...FLAGS, '--run-id', 'r1', '--out', out, '--json'], { prefix, url }, 240_000);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(`${n} worker process(es) online`);
     const j = JSON.parse(r.stdout.trimEnd().split('\n').pop() ?? '') as { backend: string; run: string; state: string; steps: number };
@@ -120,14 +123,17 @@ describe.each([
     expectSameAsLocal(out);
     await expectOnlySummaryLeft(prefix, 'r1');
     for (const p of procs) expect(p.output(), 'no worker logged a warning').toBe('');
-  }, 150_000);
+  }, 250_000);
 });
 
 describe('the submitter is SIGKILLed mid-run; `numgrad follow` sees the run finish on its own', () => {
   const prefix = uniquePrefix();
   let worker: WorkerProcess | undefined;
+  let train: CliProcess | undefined;
 
   afterAll(async () => {
+    // A failed assertion before the kill must not leave the submitter running.
+    if (train !== undefined && train.child.exitCode === null && train.child.signalCode === null) train.child.kill('SIGKILL');
     await worker?.stop();
     await cleanup(prefix, url);
     expect(await keysUnder(url, prefix)).toEqual([]);
@@ -135,11 +141,12 @@ describe('the submitter is SIGKILLed mid-run; `numgrad follow` sees the run fini
 
   it('submitted before any worker is online, killed at step ≥ 50, followed to the same final params', async () => {
     const run = 'k1';
-    const train = startCli(['train', '--backend', 'queue', ...FLAGS, '--run-id', run, '--out', join(dir, 'killed')], { prefix, url });
+    train = startCli(['train', '--backend', 'queue', ...FLAGS, '--run-id', run, '--out', join(dir, 'killed')], { prefix, url });
     // The producer comes first and says it waits; the worker that starts after it must not lift the
     // producer's cap on the events streams (each BullMQ Queue writes its own into the queue's meta).
-    for (let k = 0; k < 300 && !train.stderr().includes('no worker is online'); k++) await sleep(100);
-    expect(train.stderr()).toContain('no worker is online');
+    const submitter = train;
+    for (let k = 0; k < 300 && !submitter.stderr().includes('no worker is online'); k++) await sleep(100);
+    expect(submitter.stderr()).toContain('no worker is online');
     worker = await spawnWorker(prefix, url, { threads: 2 });
     expect(await eventsCaps(prefix)).toEqual(['2000', '2000']);
 
@@ -151,8 +158,8 @@ describe('the submitter is SIGKILLed mid-run; `numgrad follow` sees the run fini
         step = (await client.run(run)).step;
       }
       expect(step).toBeGreaterThanOrEqual(50);
-      train.child.kill('SIGKILL');
-      expect((await train.exited).signal).toBe('SIGKILL');
+      submitter.child.kill('SIGKILL');
+      expect((await submitter.exited).signal).toBe('SIGKILL');
       const mid = await client.run(run);
       expect(mid.state).toBe('running');
       expect(mid.step).toBeLessThan(ITERS);
@@ -161,11 +168,11 @@ describe('the submitter is SIGKILLed mid-run; `numgrad follow` sees the run fini
     }
 
     const out = join(dir, 'followed');
-    const f = await runCli(['follow', run, '--out', out, '--json'], { prefix, url }, 150_000);
+    const f = await runCli(['follow', run, '--out', out, '--json'], { prefix, url }, 240_000);
     expect(f.code, f.stderr).toBe(0);
     expect(JSON.parse(f.stdout.trimEnd().split('\n').pop() ?? '')).toMatchObject({ run, state: 'done', steps: ITERS });
     expectSameAsLocal(out);
     await expectOnlySummaryLeft(prefix, run);
     expect(worker.output(), 'the worker logged no warning').toBe('');
-  }, 180_000);
+  }, 300_000);
 });
