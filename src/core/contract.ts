@@ -66,6 +66,8 @@ export const BatchSpec = z.discriminatedUnion('kind', [
 ]);
 export type BatchSpec = z.infer<typeof BatchSpec>;
 
+const validHidden = (h: number): boolean => Number.isInteger(h) && h >= 1 && h <= MAX_HIDDEN;
+
 const rangeRefine = <T extends { start: number; end: number }>(d: T, ctx: z.RefinementCtx, total: number, what: string): void => {
   if (d.end <= d.start) ctx.addIssue({ code: 'custom', path: ['end'], message: `> start (${d.start})` });
   if (d.end > total) ctx.addIssue({ code: 'custom', path: ['end'], message: `≤ the number of ${what} (${total})` });
@@ -83,6 +85,9 @@ export const FdShardData = z
     end: int(1, paramCount(MAX_HIDDEN)),
   })
   .superRefine((d, ctx) => {
+    // zod runs refinements after a range issue (hidden 0, -5, 10.5): that issue names the field
+    // already, and paramCount would throw a message that does not.
+    if (!validHidden(d.hidden)) return;
     rangeRefine(d, ctx, paramCount(d.hidden), 'coordinates (795·hidden + 10)');
     const size = d.batch.kind === 'indices' ? d.batch.count : d.batch.size;
     if (size * d.hidden > MAX_BATCH_TIMES_HIDDEN) {
@@ -214,7 +219,8 @@ export function parsePayload<T>(schema: z.ZodType<T>, job: string, data: unknown
   }
   let got: unknown = data;
   for (const p of pathParts) got = got !== null && typeof got === 'object' ? (got as Record<string, unknown>)[p] : undefined;
-  throw new ValidationError(job, pathParts.length ? `data.${pathParts.join('.')}` : 'data', expected, got === undefined ? 'nothing' : got);
+  const field = pathParts.length ? `data.${pathParts.join('.')}` : 'data';
+  throw got === undefined ? new ValidationError(job, field, `${expected} (it is missing)`) : new ValidationError(job, field, expected, got);
 }
 
 /** Bytes of a params vector for H, for size checks before anything is allocated. */

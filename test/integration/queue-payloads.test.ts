@@ -120,7 +120,7 @@ const without = (o: Record<string, unknown>, key: string): Record<string, unknow
 
 const BAD: BadCase[] = [
   { title: 'hidden as a string', data: (v) => ({ ...validShard(v, 0, 100), hidden: '10' }), reason: /^fd-shard: data\.hidden must be a number, got "10"$/ },
-  { title: 'h missing', data: (v) => without(validShard(v, 0, 100), 'h'), reason: /^fd-shard: data\.h must be a number, got "?nothing"?$/ },
+  { title: 'h missing', data: (v) => without(validShard(v, 0, 100), 'h'), reason: /^fd-shard: data\.h must be a number \(it is missing\)$/ },
   { title: 'h null (NaN through JSON)', data: (v) => ({ ...validShard(v, 0, 100), h: null }), reason: /^fd-shard: data\.h must be a number, got null$/ },
   { title: 'h above 1', data: (v) => ({ ...validShard(v, 0, 100), h: 2 }), reason: /^fd-shard: data\.h must be ≤ 1, got 2$/ },
   { title: 'end past the coordinates of H', data: (v) => validShard(v, 0, 50_000), reason: new RegExp(`^fd-shard: data\\.end must be ≤ the number of coordinates \\(795·hidden \\+ 10\\) \\(${COORDS}\\), got 50000$`) },
@@ -146,14 +146,14 @@ const BAD: BadCase[] = [
   { title: 'indices that are not base64', data: (v) => ({ ...validShard(v, 0, 100), batch: { kind: 'indices', count: 1, indices: '!!!!' } }), reason: /^fd-shard: data\.batch\.indices must be base64/ },
   { title: 'data that is not an object', data: () => 'hello', reason: /^fd-shard: data must be an object, got "hello"$/ },
   { title: 'an unknown job name', name: 'fd-shards', data: (v) => validShard(v, 0, 100), reason: /^shard: job name must be "fd-shard" or "ce-shard", got "fd-shards"$/ },
-  { title: 'ce-shard: split "batch" without a batch', name: 'ce-shard', data: (v) => ({ v: 1, params: v, hidden: HIDDEN, split: 'batch', start: 0, end: 10 }), reason: /^ce-shard: data\.batch must be present when split is "batch"(, got "?nothing"?)?$/ },
+  { title: 'ce-shard: split "batch" without a batch', name: 'ce-shard', data: (v) => ({ v: 1, params: v, hidden: HIDDEN, split: 'batch', start: 0, end: 10 }), reason: /^ce-shard: data\.batch must be present when split is "batch" \(it is missing\)$/ },
   { title: 'ce-shard: a range past the test split', name: 'ce-shard', data: (v) => ({ v: 1, params: v, hidden: HIDDEN, split: 'test', start: 0, end: 20_000 }), reason: /^ce-shard: data\.end must be ≤ the number of samples in the split \(10000\), got 20000$/ },
   {
     title: 'reduce: a gradient parent without a holder',
     queue: 'reduce',
     name: 'gradient',
     data: (v) => without(without(validShard(v, 0, 1), 'start'), 'end'),
-    reason: /^gradient: data\.holder must be a string, got "?nothing"?$/,
+    reason: /^gradient: data\.holder must be a string \(it is missing\)$/,
   },
   { title: 'reduce: an unknown job name', queue: 'reduce', name: 'gradients', data: () => ({}), reason: /^reduce: job name must be "gradient", "evaluation" or "train-step", got "gradients"$/ },
   { title: 'reduce: a train-step of a run that does not exist', queue: 'reduce', name: 'train-step', data: (v) => ({ v: 1, run: 'nope', step: 0, params: v }), reason: /^train-step: data\.run must be an existing run, got "nope"$/ },
