@@ -5,12 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trainConfig } from '../../src/core/training.js';
 import { type Dashboard, startDashboard } from '../../src/dashboard/server.js';
 import { type Config, buildConfig } from '../../src/io/config.js';
+import type { Logger } from '../../src/io/logger.js';
 import { QueueClient } from '../../src/producer/queue-client.js';
 import { QueueWorker } from '../../src/workers/queue-worker.js';
 import { CLI, ROOT, cleanup, closeRedis, redisUrl, sleep, startRedisServer, uniquePrefix } from '../helpers/redis.js';
 
 /** A pino logger that keeps every line it writes (to check that no credential reaches a log). */
-function capturingLogger(): { logger: ReturnType<typeof pino>; text: () => string } {
+function capturingLogger(): { logger: Logger; text: () => string } {
   let text = '';
   const stream = new Writable({
     write(chunk, _enc, cb) {
@@ -18,7 +19,8 @@ function capturingLogger(): { logger: ReturnType<typeof pino>; text: () => strin
       cb();
     },
   });
-  return { logger: pino({ level: 'debug' }, stream), text: () => text };
+  const logger: Logger = pino({ level: 'debug' }, stream);
+  return { logger, text: () => text };
 }
 
 const silent = pino({ level: 'silent' });
@@ -145,7 +147,7 @@ describe('dashboard authentication', () => {
   });
 
   it('`numgrad dashboard --host 0.0.0.0` without credentials exits non-zero with that message', async () => {
-    const env = { ...process.env, REDIS_URL: url, NUMGRAD_PREFIX: uniquePrefix() };
+    const env: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: url, NUMGRAD_PREFIX: uniquePrefix() };
     delete env.DASHBOARD_TOKEN;
     delete env.DASHBOARD_USER;
     delete env.DASHBOARD_PASSWORD;
