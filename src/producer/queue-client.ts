@@ -82,7 +82,7 @@ export class QueueClient {
     try {
       const data: GradientData = { v: CONTRACT_VERSION, params: version, hidden, batch: { kind: 'indices', count: indices.length, indices: i32ToBase64(indices) }, h, holder, resultTtl: 3600 };
       const node = await this.flows.add(gradientFlow(data, shards, id));
-      const res = parsePayload(GradientResult, 'gradient result', await node.job.waitUntilFinished(events, this.opts.timeoutMs ?? 600_000));
+      const res = parsePayload(GradientResult, 'gradient result', await this.finished(node.job, events));
       const gradient = await this.store.takeResult(res.key);
       if (gradient === null) throw new NumgradError(`gradient ${id}: its result ${res.key} expired before it was read`);
       return { gradient, loss: res.loss, seconds: (performance.now() - t0) / 1000, jobId: id };
@@ -100,7 +100,7 @@ export class QueueClient {
     try {
       const data: EvaluationData = { v: CONTRACT_VERSION, params: version, hidden: hiddenFromLength(params.length), split, holder: id };
       const node = await this.flows.add(evaluationFlow(data, id));
-      const r = (await node.job.waitUntilFinished(events, this.opts.timeoutMs ?? 600_000)) as EvaluationResult;
+      const r = (await this.finished(node.job, events)) as EvaluationResult;
       return { ...r, seconds: (performance.now() - t0) / 1000 };
     } finally {
       await this.store.release(version, id);
@@ -139,11 +139,34 @@ export class QueueClient {
   /** The reason a run's current step failed for good, if it did (a shard that failed fails its step). */
   async stepFailure(run: RunSummary): Promise<string | undefined> {
     const job = await this.reduce.getJob(jobId('run', run.id, 'step', run.step));
-    if (job !== undefined && (await job.getState()) === 'failed') return job.failedReason;
+    if (job !== undefined && (await job.getState()) === 'failed') return this.childReason(job.failedReason);
     return undefined;
   }
 
   /**
+  /** A parent's result; when a shard failed it (`child <key> failed`), the error carries the shard's own reason. */
+  private async finished(job: Job, events: QueueEvents): Promise<unknown> {
+    try {
+      return await job.waitUntilFinished(events, this.opts.timeoutMs ?? 600_000);
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      const explained = await this.childReason(msg);
+      throw explained === msg ? err : new NumgradError(explained);
+    }
+  }
+
+  /**
+   * BullMQ fails a parent whose child failed for good with `child <prefix>:shards:<id> failed`; the
+   * shard's failedReason (`shard: data.params[5] must be a finite number…`) is what says what to fix.
+   */
+  private async childReason(reason: string): Promise<string> {
+    const m = /^child (.+) failed$/.exec(reason);
+    const at = `${this.opts.prefix}:${QUEUES.shards}:`;
+    if (m === null || !m[1].startsWith(at)) return reason;
+    const child = await this.shards.getJob(m[1].slice(at.length)).catch(() => undefined);
+    return child?.failedReason ? `${child.failedReason} (shard ${child.id})` : reason;
+  }
+
    * Follows a run until it ends, calling `onUpdate` with each new metrics line (epoch lines carry
    * the accuracies once their evaluations are in). Polls: a run lives in Redis, not in this process.
    */
