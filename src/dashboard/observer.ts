@@ -1,7 +1,6 @@
-import type { Redis } from 'ioredis';
 import { JOBS, QUEUES } from '../core/contract.js';
 import type { Logger } from '../io/logger.js';
-import { connect } from '../io/redis.js';
+import { type Connection, connect } from '../io/redis.js';
 
 /** What the observer reports as it sees jobs finish. */
 export interface ObserverSinks {
@@ -34,7 +33,7 @@ const streamMs = (id: string): number => Number(id.split('-')[0]);
 export class QueueObserver {
   /** Shards completed since this observer started. */
   shardsCompleted = 0;
-  private readonly conn: Redis;
+  private readonly conn: Connection;
   private readonly loop: Promise<void>;
   private positioned: Promise<void> = Promise.resolve();
   private closed = false;

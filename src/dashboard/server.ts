@@ -8,12 +8,11 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import { Queue } from 'bullmq';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import { QUEUES } from '../core/contract.js';
 import { NumgradError } from '../core/errors.js';
 import type { Config, DashboardCredentials } from '../io/config.js';
 import type { Logger } from '../io/logger.js';
-import { connect, sanitize } from '../io/redis.js';
+import { type Connection, connect, sanitize } from '../io/redis.js';
 import { Keys } from '../workers/keys.js';
 import { Store } from '../workers/store.js';
 import { DashboardAuth, redactQueryToken } from './auth.js';
@@ -98,7 +97,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   const assets = loadAssets();
 
   // Fail-fast commands: a request while Redis is away answers 503 at once instead of hanging.
-  const conn: Redis = connect(config.redisUrl, 'producer');
+  const conn: Connection = connect(config.redisUrl, 'producer');
   const store = new Store(conn, new Keys(config.prefix));
   const queues = [QUEUES.shards, QUEUES.reduce].map((name) => {
     // skipMetasUpdate: an observer must not rewrite the queue's meta (its events cap among them).

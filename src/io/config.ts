@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { ValidationError } from '../core/errors.js';
+import { checkClusterPrefix, isClusterUrl, parseClusterUrl } from './redis-url.js';
 
 /**
  * Config is built once per process from flags and environment, validated, and passed down
@@ -7,7 +8,11 @@ import { ValidationError } from '../core/errors.js';
  * environment variable that sets it (docker-compose.yml uses the same names).
  */
 export interface Config {
-  /** Redis URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS). --redis, REDIS_URL; default redis://127.0.0.1:6379. */
+  /**
+   * Redis URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS), or a Redis Cluster's seed
+   * nodes (`redis+cluster://[:password@]host:port,host:port…`, `rediss+cluster://`; the prefix must
+   * then be hash-tagged, e.g. `{numgrad}`). --redis, REDIS_URL; default redis://127.0.0.1:6379.
+   */
   readonly redisUrl: string;
   /** Whether the URL was given (flag or env) rather than defaulted. */
   readonly redisUrlGiven: boolean;
@@ -56,19 +61,24 @@ export function buildConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pr
   const op = 'config';
   const rawUrl = flags.redis ?? (env[ENV.redisUrl] || undefined);
   const redisUrl = rawUrl ?? DEFAULT_REDIS_URL;
-  let parsed: URL;
-  try {
-    parsed = new URL(redisUrl);
-  } catch {
-    throw new ValidationError(op, '--redis / REDIS_URL', 'a URL like redis://host:6379 or rediss://:password@host:6380', redactUrl(redisUrl));
-  }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw new ValidationError(op, '--redis / REDIS_URL', 'a redis:// or rediss:// URL', redactUrl(redisUrl));
+  if (isClusterUrl(redisUrl)) {
+    parseClusterUrl(redisUrl, redactUrl(redisUrl));
+  } else {
+    let parsed: URL;
+    try {
+      parsed = new URL(redisUrl);
+    } catch {
+      throw new ValidationError(op, '--redis / REDIS_URL', 'a URL like redis://host:6379 or rediss://:password@host:6380', redactUrl(redisUrl));
+    }
+    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+      throw new ValidationError(op, '--redis / REDIS_URL', 'a redis://, rediss:// or redis+cluster://host:port,host:port URL', redactUrl(redisUrl));
+    }
   }
   const prefix = flags.prefix ?? (env[ENV.prefix] || 'numgrad');
   if (!/^(\{[A-Za-z0-9_.-]{1,64}\}|[A-Za-z0-9_.-]{1,64})$/.test(prefix)) {
     throw new ValidationError(op, '--prefix / NUMGRAD_PREFIX', 'letters, digits, _ . - (optionally in {braces} as a Redis Cluster hash tag), 1–64 characters', prefix);
   }
+  checkClusterPrefix(redisUrl, prefix);
   const logLevel = flags.logLevel ?? (env[ENV.logLevel] || 'info');
   if (!LEVELS.includes(logLevel)) throw new ValidationError(op, '--log-level / LOG_LEVEL', `one of ${LEVELS.join(', ')}`, logLevel);
   const rawThreads = flags.threads ?? (env[ENV.threads] || undefined);
@@ -83,5 +93,5 @@ export function buildConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pr
 
 /** The URL with any password or user replaced by `***`: the only form that may reach a log or an error. */
 export function redactUrl(url: string): string {
-  return url.replace(/^(rediss?:\/\/)([^@/]*)@/i, (_m, scheme: string) => `${scheme}***@`);
+  return url.replace(/^(rediss?(?:\+cluster)?:\/\/)([^@/]*)@/i, (_m, scheme: string) => `${scheme}***@`);
 }

@@ -1,7 +1,11 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { redactUrl } from './config.js';
+import { isClusterUrl, parseClusterUrl } from './redis-url.js';
 
 export type Role = 'worker' | 'producer';
+
+/** A connection to one Redis server, or to a Redis Cluster (`redis+cluster://` URLs); BullMQ takes either. */
+export type Connection = Redis | Cluster;
 
 /**
  * ioredis connections as BullMQ recommends: workers retry every command forever
@@ -20,26 +24,61 @@ export function redisOptions(role: Role, onRetry?: (attempt: number, delayMs: nu
     : { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 3_000, retryStrategy, connectionName: 'numgrad-producer' };
 }
 
-export function connect(url: string, role: Role, onRetry?: (attempt: number, delayMs: number) => void): Redis {
-  const conn = new Redis(url, { ...redisOptions(role, onRetry), lazyConnect: false });
+/**
+ * The same roles on a Redis Cluster: ioredis takes the reconnect policy and the offline queue at the
+ * cluster level (`clusterRetryStrategy`, `enableOfflineQueue`) and the per-command settings for
+ * every node under `redisOptions` (where BullMQ looks for `maxRetriesPerRequest: null`).
+ */
+export function clusterOptions(url: string, role: Role, onRetry?: (attempt: number, delayMs: number) => void): { nodes: { host: string; port: number }[]; options: ClusterOptions } {
+  const target = parseClusterUrl(url, redactUrl(url));
+  const { retryStrategy, enableOfflineQueue, ...perNode } = redisOptions(role, onRetry);
+  const auth = { username: target.username, password: target.password, ...(target.tls ? { tls: {} } : {}) };
+  return {
+    nodes: target.nodes,
+    options: {
+      clusterRetryStrategy: retryStrategy as (times: number) => number,
+      enableOfflineQueue: enableOfflineQueue ?? true,
+      enableReadyCheck: true,
+      redisOptions: { ...perNode, ...auth },
+    },
+  };
+}
+
+export function connect(url: string, role: Role, onRetry?: (attempt: number, delayMs: number) => void): Connection {
+  let conn: Connection;
+  if (isClusterUrl(url)) {
+    const { nodes, options } = clusterOptions(url, role, onRetry);
+    conn = new Cluster(nodes, { ...options, lazyConnect: false });
+  } else {
+    conn = new Redis(url, { ...redisOptions(role, onRetry), lazyConnect: false });
+  }
   // Errors surface through commands and retry callbacks; an unhandled 'error' event must not crash
   // the process, and its message is redacted (ioredis may include the URL).
   conn.on('error', () => undefined);
   return conn;
 }
 
-/** Whether Redis answers PING within `timeoutMs` (for --backend auto and /healthz). Never throws. */
+/**
+ * Whether Redis answers PING within `timeoutMs` (for --backend auto and /healthz). Never throws.
+ * A Redis Cluster answers once ioredis has its slots and `cluster_state:ok` (its ready check).
+ */
 export async function redisAnswers(url: string, timeoutMs = 1_000): Promise<{ ok: boolean; error?: string }> {
-  const conn = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: timeoutMs, retryStrategy: () => null });
-  conn.on('error', () => undefined);
+  let conn: Connection | undefined;
   try {
+    if (isClusterUrl(url)) {
+      const { nodes, options } = clusterOptions(url, 'producer');
+      conn = new Cluster(nodes, { ...options, lazyConnect: true, clusterRetryStrategy: () => null, redisOptions: { ...options.redisOptions, maxRetriesPerRequest: 0, connectTimeout: timeoutMs } });
+    } else {
+      conn = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: timeoutMs, retryStrategy: () => null });
+    }
+    conn.on('error', () => undefined);
     await withTimeout(conn.connect(), timeoutMs);
     const pong = await withTimeout(conn.ping(), timeoutMs);
     return { ok: pong === 'PONG' };
   } catch (err) {
     return { ok: false, error: sanitize(err, url) };
   } finally {
-    conn.disconnect();
+    conn?.disconnect();
   }
 }
 
@@ -53,14 +92,14 @@ export function sanitize(err: unknown, url?: string): string {
   let msg = err instanceof Error ? err.message : String(err);
   if (url !== undefined) {
     msg = msg.split(url).join(redactUrl(url));
-    const pw = /^rediss?:\/\/[^:@/]*:([^@/]+)@/.exec(url)?.[1];
+    const pw = /^rediss?(?:\+cluster)?:\/\/[^:@/]*:([^@/]+)@/.exec(url)?.[1];
     if (pw) msg = msg.split(decodeURIComponent(pw)).join('***').split(pw).join('***');
   }
   return msg;
 }
 
 /** Resolves when the connection is ready; rejects with the last connection error after `timeoutMs`. */
-export function waitReady(conn: Redis, timeoutMs: number): Promise<void> {
+export function waitReady(conn: Connection, timeoutMs: number): Promise<void> {
   if (conn.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     let last: unknown = new Error(`not ready within ${timeoutMs} ms`);

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { FlowProducer, Queue, QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { FlowProducer, type Job, Queue, QueueEvents } from 'bullmq';
 import { CONTRACT_VERSION, type EvaluationData, type EvaluationResult, type GradientData, GradientResult, QUEUES, parsePayload } from '../core/contract.js';
 import { NumgradError, ValidationError } from '../core/errors.js';
 import { hiddenFromLength } from '../core/layout.js';
 import { type StepMetrics, type TrainConfig, initialParams } from '../core/training.js';
-import { connect, sanitize, waitReady } from '../io/redis.js';
+import { redactUrl } from '../io/config.js';
+import { type Connection, connect, sanitize, waitReady } from '../io/redis.js';
+import { checkClusterPrefix } from '../io/redis-url.js';
 import { i32ToBase64 } from '../workers/codec.js';
 import { DEFAULT_QUEUE_SHARDS, EVENTS_STREAMS, evaluationFlow, gradientFlow, jobId, trainStepFlow } from '../workers/flows.js';
 import { Keys } from '../workers/keys.js';
@@ -26,15 +27,16 @@ const newId = (): string => randomBytes(6).toString('hex');
  */
 export class QueueClient {
   readonly store: Store;
-  private readonly conn: Redis;
+  private readonly conn: Connection;
   private readonly flows: FlowProducer;
   private readonly reduce: Queue;
   private readonly shards: Queue;
   private events: QueueEvents | undefined;
-  private eventsConn: Redis | undefined;
+  private eventsConn: Connection | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly opts: QueueClientOptions) {
+    checkClusterPrefix(opts.redisUrl, opts.prefix);
     this.conn = connect(opts.redisUrl, 'producer');
     this.store = new Store(this.conn, new Keys(opts.prefix));
     this.flows = new FlowProducer({ connection: this.conn, prefix: opts.prefix });
@@ -54,7 +56,7 @@ export class QueueClient {
   }
 
   redactedUrl(): string {
-    return this.opts.redisUrl.replace(/^(rediss?:\/\/)([^@/]*)@/i, '$1***@');
+    return redactUrl(this.opts.redisUrl);
   }
 
   async workersOnline(): Promise<number> {
@@ -142,8 +144,6 @@ export class QueueClient {
     if (job !== undefined && (await job.getState()) === 'failed') return this.childReason(job.failedReason);
     return undefined;
   }
-
-  /**
   /** A parent's result; when a shard failed it (`child <key> failed`), the error carries the shard's own reason. */
   private async finished(job: Job, events: QueueEvents): Promise<unknown> {
     try {
@@ -167,6 +167,8 @@ export class QueueClient {
     return child?.failedReason ? `${child.failedReason} (shard ${child.id})` : reason;
   }
 
+
+  /**
    * Follows a run until it ends, calling `onUpdate` with each new metrics line (epoch lines carry
    * the accuracies once their evaluations are in). Polls: a run lives in Redis, not in this process.
    */

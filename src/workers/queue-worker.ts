@@ -1,5 +1,4 @@
 import { FlowProducer, type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import {
   CeShardData, CeShardResult, EvaluationData, type EvaluationResult, FdShardData, FdShardResult, GradientData, type GradientResult,
   JOBS, QUEUES, TRAIN_SIZE, TrainStepData, parsePayload,
@@ -9,7 +8,8 @@ import { paramCount } from '../core/layout.js';
 import { reduceEvaluation } from '../core/reduce.js';
 import { isEvalStep, sgdStep } from '../core/training.js';
 import type { Logger } from '../io/logger.js';
-import { connect } from '../io/redis.js';
+import { type Connection, connect } from '../io/redis.js';
+import { checkClusterPrefix } from '../io/redis-url.js';
 import { base64ToF64, batchIndices, batchKey, f64ToBase64 } from './codec.js';
 import { EVAL_SHARD_SAMPLES, EVENTS_STREAMS, evaluationFlow, jobId, trainStepFlow } from './flows.js';
 import { Keys } from './keys.js';
@@ -58,7 +58,7 @@ class Lru<V> {
  */
 export class QueueWorker {
   readonly pool: LocalPool;
-  private readonly conn: Redis;
+  private readonly conn: Connection;
   private readonly store: Store;
   private readonly flows: FlowProducer;
   private readonly reduceQueue: Queue;
@@ -70,6 +70,7 @@ export class QueueWorker {
   shardsDone = 0;
 
   constructor(private readonly opts: QueueWorkerOptions) {
+    checkClusterPrefix(opts.redisUrl, opts.prefix);
     this.pool = new LocalPool({ threads: opts.threads, mnistDir: opts.mnistDir });
     this.conn = connect(opts.redisUrl, 'worker', (attempt, delay) => opts.logger.warn({ attempt, delayMs: delay }, 'Redis unreachable; retrying'));
     this.store = new Store(this.conn, new Keys(opts.prefix));

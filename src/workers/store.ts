@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Connection } from '../io/redis.js';
 import type { TrainConfig } from '../core/training.js';
 import { bufferToF64, f64Bytes, paramsVersion } from './codec.js';
 import type { Keys } from './keys.js';
@@ -53,7 +53,7 @@ return 1`;
  */
 export class Store {
   constructor(
-    readonly redis: Redis,
+    readonly redis: Connection,
     readonly keys: Keys,
   ) {}
 
