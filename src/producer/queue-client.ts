@@ -138,12 +138,6 @@ export class QueueClient {
     return this.run(id);
   }
 
-  /** The reason a run's current step failed for good, if it did (a shard that failed fails its step). */
-  async stepFailure(run: RunSummary): Promise<string | undefined> {
-    const job = await this.reduce.getJob(jobId('run', run.id, 'step', run.step));
-    if (job !== undefined && (await job.getState()) === 'failed') return this.childReason(job.failedReason);
-    return undefined;
-  }
   /** A parent's result; when a shard failed it (`child <key> failed`), the error carries the shard's own reason. */
   private async finished(job: Job, events: QueueEvents): Promise<unknown> {
     try {
@@ -173,6 +167,12 @@ export class QueueClient {
    * the accuracies once their evaluations are in). Polls: a run lives in Redis, not in this process.
    */
   async follow(id: string, onUpdate: (m: StepMetrics, run: RunSummary) => void, pollMs = 200, shouldStop: () => boolean = () => false): Promise<RunSummary> {
+  /** The reason a run's current step failed for good, if it did (a shard that failed fails its step). */
+  async stepFailure(run: RunSummary): Promise<string | undefined> {
+    const job = await this.reduce.getJob(jobId('run', run.id, 'step', run.step));
+    if (job !== undefined && (await job.getState()) === 'failed') return this.childReason(job.failedReason);
+    return undefined;
+  }
     let seen = 0;
     let lastProgress = Date.now();
     for (;;) {
