@@ -161,18 +161,18 @@ export class QueueClient {
     return child?.failedReason ? `${child.failedReason} (shard ${child.id})` : reason;
   }
 
-
-  /**
-   * Follows a run until it ends, calling `onUpdate` with each new metrics line (epoch lines carry
-   * the accuracies once their evaluations are in). Polls: a run lives in Redis, not in this process.
-   */
-  async follow(id: string, onUpdate: (m: StepMetrics, run: RunSummary) => void, pollMs = 200, shouldStop: () => boolean = () => false): Promise<RunSummary> {
   /** The reason a run's current step failed for good, if it did (a shard that failed fails its step). */
   async stepFailure(run: RunSummary): Promise<string | undefined> {
     const job = await this.reduce.getJob(jobId('run', run.id, 'step', run.step));
     if (job !== undefined && (await job.getState()) === 'failed') return this.childReason(job.failedReason);
     return undefined;
   }
+
+  /**
+   * Follows a run until it ends, calling `onUpdate` with each new metrics line (epoch lines carry
+   * the accuracies once their evaluations are in). Polls: a run lives in Redis, not in this process.
+   */
+  async follow(id: string, onUpdate: (m: StepMetrics, run: RunSummary) => void, pollMs = 200, shouldStop: () => boolean = () => false): Promise<RunSummary> {
     let seen = 0;
     let lastProgress = Date.now();
     for (;;) {
