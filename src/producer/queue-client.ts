@@ -43,6 +43,9 @@ export class QueueClient {
     // Events streams are capped so BullMQ's bookkeeping stays bounded.
     this.reduce = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
     this.shards = new Queue(QUEUES.shards, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
+    // Each waiting gradient or evaluation holds a 'closing' listener on the FlowProducer until it
+    // finishes (BullMQ's waitUntilFinished): 100 at once are not a leak, and need no warning.
+    this.flows.setMaxListeners(0);
   }
 
   /** Checks the connection once; a wrong URL or password is a clear error, not a hang. */
