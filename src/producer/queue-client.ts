@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { FlowProducer, type Job, Queue, QueueEvents } from 'bullmq';
+import type { EventEmitter } from 'node:events';
+import { FlowProducer, Queue, QueueEvents } from 'bullmq';
 import { CONTRACT_VERSION, type EvaluationData, type EvaluationResult, type GradientData, GradientResult, QUEUES, parsePayload } from '../core/contract.js';
 import { NumgradError, ValidationError } from '../core/errors.js';
 import { hiddenFromLength } from '../core/layout.js';
@@ -43,9 +44,6 @@ export class QueueClient {
     // Events streams are capped so BullMQ's bookkeeping stays bounded.
     this.reduce = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
     this.shards = new Queue(QUEUES.shards, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
-    // Each waiting gradient or evaluation holds a 'closing' listener on the FlowProducer until it
-    // finishes (BullMQ's waitUntilFinished): 100 at once are not a leak, and need no warning.
-    this.flows.setMaxListeners(0);
   }
 
   /** Checks the connection once; a wrong URL or password is a clear error, not a hang. */
@@ -70,7 +68,10 @@ export class QueueClient {
     if (this.events === undefined) {
       // QueueEvents blocks on XREAD: its own connection, with the workers' retry-forever settings.
       this.eventsConn = connect(this.opts.redisUrl, 'worker');
-      this.events = new QueueEvents(QUEUES.reduce, { connection: this.eventsConn, prefix: this.opts.prefix });
+      // Read from the stream's end as it is now, not from wherever it is when the first XREAD goes
+      // out: the events of a job added after this call cannot be missed, however fast it finishes.
+      const last = (await this.eventsConn.xrevrange(`${this.opts.prefix}:${QUEUES.reduce}:events`, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
+      this.events = new QueueEvents(QUEUES.reduce, { connection: this.eventsConn, prefix: this.opts.prefix, lastEventId: last });
       await this.events.waitUntilReady();
     }
     return this.events;
@@ -86,11 +87,16 @@ export class QueueClient {
     const version = await this.store.putParams(params, holder);
     try {
       const data: GradientData = { v: CONTRACT_VERSION, params: version, hidden, batch: { kind: 'indices', count: indices.length, indices: i32ToBase64(indices) }, h, holder, resultTtl: 3600 };
-      const node = await this.flows.add(gradientFlow(data, shards, id));
-      const res = parsePayload(GradientResult, 'gradient result', await this.finished(node.job, events));
-      const gradient = await this.store.takeResult(res.key);
-      if (gradient === null) throw new NumgradError(`gradient ${id}: its result ${res.key} expired before it was read`);
-      return { gradient, loss: res.loss, seconds: (performance.now() - t0) / 1000, jobId: id };
+      const watch = this.watch(events, id);
+      try {
+        await this.flows.add(gradientFlow(data, shards, id));
+        const res = parsePayload(GradientResult, 'gradient result', await this.finished(watch.done));
+        const gradient = await this.store.takeResult(res.key);
+        if (gradient === null) throw new NumgradError(`gradient ${id}: its result ${res.key} expired before it was read`);
+        return { gradient, loss: res.loss, seconds: (performance.now() - t0) / 1000, jobId: id };
+      } finally {
+        watch.stop();
+      }
     } finally {
       await this.store.release(version, holder);
     }
@@ -104,9 +110,14 @@ export class QueueClient {
     const version = await this.store.putParams(params, id);
     try {
       const data: EvaluationData = { v: CONTRACT_VERSION, params: version, hidden: hiddenFromLength(params.length), split, holder: id };
-      const node = await this.flows.add(evaluationFlow(data, id));
-      const r = (await this.finished(node.job, events)) as EvaluationResult;
-      return { ...r, seconds: (performance.now() - t0) / 1000 };
+      const watch = this.watch(events, id);
+      try {
+        await this.flows.add(evaluationFlow(data, id));
+        const r = (await this.finished(watch.done)) as EvaluationResult;
+        return { ...r, seconds: (performance.now() - t0) / 1000 };
+      } finally {
+        watch.stop();
+      }
     } finally {
       await this.store.release(version, id);
     }
@@ -141,10 +152,42 @@ export class QueueClient {
     return this.run(id);
   }
 
+  /**
+   * The outcome of reduce job `id`, listened for before the job is added. BullMQ's
+   * waitUntilFinished attaches its listeners only after the add, then asks Redis; a parent that has
+   * already completed by then is already removed (removeOnComplete) and it fails with "Missing key
+   * for job …" — one gradient in a hundred did, with a hundred at once.
+   */
+  private watch(events: QueueEvents, id: string): { done: Promise<unknown>; stop: () => void } {
+    const ms = this.opts.timeoutMs ?? 600_000;
+    // QueueEvents emits `completed:<id>` and `failed:<id>` too; its typings list only the plain names.
+    const emitter = events as unknown as EventEmitter;
+    let stop = (): void => undefined;
+    const done = new Promise<unknown>((resolve, reject) => {
+      const completed = (a: { returnvalue: unknown }): void => {
+        stop();
+        resolve(a.returnvalue);
+      };
+      const failed = (a: { failedReason: string }): void => {
+        stop();
+        reject(new Error(a.failedReason));
+      };
+      const timer = setTimeout(() => failed({ failedReason: `job ${id} did not finish within ${ms} ms` }), ms);
+      emitter.on(`completed:${id}`, completed);
+      emitter.on(`failed:${id}`, failed);
+      stop = () => {
+        clearTimeout(timer);
+        emitter.off(`completed:${id}`, completed);
+        emitter.off(`failed:${id}`, failed);
+      };
+    });
+    return { done, stop };
+  }
+
   /** A parent's result; when a shard failed it (`child <key> failed`), the error carries the shard's own reason. */
-  private async finished(job: Job, events: QueueEvents): Promise<unknown> {
+  private async finished(done: Promise<unknown>): Promise<unknown> {
     try {
-      return await job.waitUntilFinished(events, this.opts.timeoutMs ?? 600_000);
+      return await done;
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       const explained = await this.childReason(msg);
