@@ -98,12 +98,30 @@ export function sanitize(err: unknown, url?: string): string {
   return msg;
 }
 
-/** Resolves when the connection is ready; rejects with the last connection error after `timeoutMs`. */
-export function waitReady(conn: Connection, timeoutMs: number): Promise<void> {
+/**
+ * Whether Redis refused the connection's credentials (a wrong or missing password, an unknown user).
+ * Unlike an outage this does not pass: reconnecting with the same URL gets the same answer.
+ */
+export function isAuthError(err: unknown): boolean {
+  const msg = err instanceof Error ? err.message : String(err);
+  return /^(WRONGPASS|NOAUTH)\b/.test(msg);
+}
+
+/**
+ * Resolves when the connection is ready; rejects with the last connection error after `timeoutMs`,
+ * or with the first one when `failFast` (a producer's check: Redis down is an answer, not a wait).
+ */
+export function waitReady(conn: Connection, timeoutMs: number, failFast = false): Promise<void> {
   if (conn.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     let last: unknown = new Error(`not ready within ${timeoutMs} ms`);
-    const onErr = (e: unknown): void => void (last = e);
+    const onErr = (e: unknown): void => {
+      last = e;
+      if (failFast) {
+        cleanup();
+        reject(e);
+      }
+    };
     const onReady = (): void => {
       cleanup();
       resolve();

@@ -35,7 +35,13 @@ export async function resolveBackend(choice: BackendChoice, cfg: Config, out: Ou
     }
   }
   const client = new QueueClient({ redisUrl: cfg.redisUrl, prefix: cfg.prefix });
-  await client.ping();
+  try {
+    await client.ping();
+  } catch (err) {
+    // An open client reconnects forever and keeps the process alive after the error is printed.
+    await client.close();
+    throw err;
+  }
   let worker: QueueWorker | undefined;
   const online = await client.workersOnline();
   if (online === 0 && (choice === 'auto' || opts.inProcessWorker)) {

@@ -6,7 +6,7 @@ import { NumgradError, ValidationError } from '../core/errors.js';
 import { hiddenFromLength } from '../core/layout.js';
 import { type StepMetrics, type TrainConfig, initialParams } from '../core/training.js';
 import { redactUrl } from '../io/config.js';
-import { type Connection, connect, sanitize, waitReady } from '../io/redis.js';
+import { type Connection, connect, isAuthError, sanitize, waitReady } from '../io/redis.js';
 import { checkClusterPrefix } from '../io/redis-url.js';
 import { i32ToBase64 } from '../workers/codec.js';
 import { DEFAULT_QUEUE_SHARDS, EVENTS_STREAMS, evaluationFlow, gradientFlow, jobId, trainStepFlow } from '../workers/flows.js';
@@ -21,6 +21,9 @@ export interface QueueClientOptions {
 }
 
 const newId = (): string => randomBytes(6).toString('hex');
+
+/** How long `follow` waits through a Redis outage (a restart takes seconds) before it gives up. */
+const FOLLOW_OUTAGE_MS = 60_000;
 
 /**
  * The producer side of the queue: submits gradients, evaluations and training runs as BullMQ flows
@@ -44,14 +47,19 @@ export class QueueClient {
     // Events streams are capped so BullMQ's bookkeeping stays bounded.
     this.reduce = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
     this.shards = new Queue(QUEUES.shards, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
+    // Errors reach the caller through commands and ping(). Without a listener BullMQ prints each
+    // 'error' event with console.error, and an auth error's stack carries the AUTH command and its password.
+    this.flows.on('error', () => undefined);
+    for (const q of [this.reduce, this.shards]) q.on('error', () => undefined);
   }
 
   /** Checks the connection once; a wrong URL or password is a clear error, not a hang. */
   async ping(timeoutMs = 5_000): Promise<void> {
     try {
-      await waitReady(this.conn, timeoutMs);
+      await waitReady(this.conn, timeoutMs, true);
       await this.conn.ping();
     } catch (err) {
+      if (isAuthError(err)) throw new NumgradError(`Redis at ${this.redactedUrl()} refused the credentials (check the password in --redis / REDIS_URL): ${sanitize(err, this.opts.redisUrl)}`);
       throw new NumgradError(`Redis at ${this.redactedUrl()} does not answer: ${sanitize(err, this.opts.redisUrl)}`);
     }
   }
@@ -72,6 +80,7 @@ export class QueueClient {
       // out: the events of a job added after this call cannot be missed, however fast it finishes.
       const last = (await this.eventsConn.xrevrange(`${this.opts.prefix}:${QUEUES.reduce}:events`, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
       this.events = new QueueEvents(QUEUES.reduce, { connection: this.eventsConn, prefix: this.opts.prefix, lastEventId: last });
+      this.events.on('error', () => undefined);
       await this.events.waitUntilReady();
     }
     return this.events;
@@ -221,9 +230,26 @@ export class QueueClient {
   async follow(id: string, onUpdate: (m: StepMetrics, run: RunSummary) => void, pollMs = 200, shouldStop: () => boolean = () => false): Promise<RunSummary> {
     let seen = 0;
     let lastProgress = Date.now();
+    let lastAnswer = Date.now();
     for (;;) {
-      const run = await this.run(id);
-      const lines = await this.store.metrics(id, seen);
+      let run: RunSummary;
+      let lines: string[];
+      try {
+        run = await this.run(id);
+        lines = await this.store.metrics(id, seen);
+        lastAnswer = Date.now();
+      } catch (err) {
+        // Redis restarting is not the run failing: the run waits in Redis (the workers reconnect),
+        // so the follower waits too, for a while. A rollback to the last fsync is harmless here:
+        // the steps redone append the same lines at the same places.
+        if (err instanceof NumgradError || this.conn.status === 'ready') throw err;
+        const down = Date.now() - lastAnswer;
+        if (down > FOLLOW_OUTAGE_MS || shouldStop()) {
+          throw new NumgradError(`Redis at ${this.redactedUrl()} has not answered for ${Math.round(down / 1000)} s while following run ${id} (${sanitize(err, this.opts.redisUrl)}); the run stays in Redis: \`numgrad follow ${id}\` once it is back`);
+        }
+        await new Promise((r) => setTimeout(r, pollMs));
+        continue;
+      }
       for (const l of lines) onUpdate(JSON.parse(l) as StepMetrics, run);
       if (lines.length > 0) lastProgress = Date.now();
       seen += lines.length;

@@ -8,7 +8,8 @@ import { paramCount } from '../core/layout.js';
 import { reduceEvaluation } from '../core/reduce.js';
 import { isEvalStep, sgdStep } from '../core/training.js';
 import type { Logger } from '../io/logger.js';
-import { type Connection, connect } from '../io/redis.js';
+import { redactUrl } from '../io/config.js';
+import { type Connection, connect, isAuthError, sanitize } from '../io/redis.js';
 import { checkClusterPrefix } from '../io/redis-url.js';
 import { base64ToF64, batchIndices, batchKey, f64ToBase64 } from './codec.js';
 import { EVAL_SHARD_SAMPLES, EVENTS_STREAMS, evaluationFlow, jobId, trainStepFlow } from './flows.js';
@@ -29,6 +30,11 @@ export interface QueueWorkerOptions {
   /** BullMQ lock duration and stalled-check interval (ms); shortened in fault tests. */
   readonly lockDuration?: number;
   readonly stalledInterval?: number;
+  /**
+   * Called once when Redis refuses the credentials, with a message fit to print (URL redacted).
+   * Retrying cannot help then, and a worker that retries forever looks alive while doing nothing.
+   */
+  readonly onFatal?: (message: string) => void;
 }
 
 /** A tiny LRU of promises, so concurrent jobs of one step share one load or one plan. */
@@ -76,6 +82,11 @@ export class QueueWorker {
     this.store = new Store(this.conn, new Keys(opts.prefix));
     this.flows = new FlowProducer({ connection: this.conn, prefix: opts.prefix });
     this.reduceQueue = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
+    // Without a listener BullMQ prints each 'error' event with console.error: a stack that, for an
+    // auth error, carries the AUTH command and its password.
+    this.conn.on('error', (err: unknown) => this.checkFatal(err));
+    this.flows.on('error', (err) => this.checkFatal(err));
+    this.reduceQueue.on('error', (err) => this.checkFatal(err));
     const common = {
       connection: this.conn,
       prefix: opts.prefix,
@@ -94,7 +105,10 @@ export class QueueWorker {
   }
 
   private watch(w: Worker): void {
-    w.on('error', (err) => this.opts.logger.error({ queue: w.name, err: err.message }, 'worker error'));
+    w.on('error', (err) => {
+      this.opts.logger.error({ queue: w.name, err: sanitize(err, this.opts.redisUrl) }, 'worker error');
+      this.checkFatal(err);
+    });
     w.on('failed', (job, err) => {
       if (job === undefined) return;
       const d = job.data as { run?: unknown; step?: unknown };
@@ -103,6 +117,15 @@ export class QueueWorker {
         void this.store.setState(d.run, 'failed', err.message).catch(() => undefined);
       }
     });
+  }
+
+  private fatal = false;
+
+  private checkFatal(err: unknown): void {
+    if (this.fatal || !isAuthError(err)) return;
+    this.fatal = true;
+    const url = this.opts.redisUrl;
+    this.opts.onFatal?.(`Redis at ${redactUrl(url)} refused the credentials (check the password in --redis / REDIS_URL): ${sanitize(err, url)}`);
   }
 
   /** Resolves when both BullMQ workers are connected and listening. */

@@ -149,18 +149,28 @@ export interface RedisServer {
   restart(): Promise<void>;
   /** SIGKILL without waiting (for `exit` handlers). */
   killNow(): void;
+  /** What the server logged since it last started ("DB loaded from append only file" after a restart). */
+  output(): string;
 }
 
-/** A `redis-server` of the caller's own on a free port; without `appendonly` nothing is persisted. */
-export async function startRedisServer(opts: { appendonly?: boolean } = {}): Promise<RedisServer> {
-  const port = await freePort();
+/**
+ * A `redis-server` of the caller's own on 127.0.0.1, on a free port unless `port` is given. Without
+ * `appendonly` nothing is persisted; with it every write goes to the append-only file, fsynced once a
+ * second (`appendfsync everysec`, Redis' default and what a deployment would run), so a restart in
+ * the same directory loads the data back — all but at most the last second's writes after a SIGKILL.
+ * With `requirepass` the returned URL carries the password.
+ */
+export async function startRedisServer(opts: { appendonly?: boolean; port?: number; requirepass?: string } = {}): Promise<RedisServer> {
+  const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'numgrad-redis-'));
-  const url = `redis://127.0.0.1:${port}`;
+  const url = opts.requirepass === undefined ? `redis://127.0.0.1:${port}` : `redis://:${encodeURIComponent(opts.requirepass)}@127.0.0.1:${port}`;
+  const persistence = opts.appendonly ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no'];
+  const auth = opts.requirepass === undefined ? [] : ['--requirepass', opts.requirepass];
   let child: ChildProcess | undefined;
   let log = '';
   const start = async (): Promise<void> => {
     log = '';
-    const c = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', opts.appendonly ? 'yes' : 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, ...auth, '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
     c.stdout?.on('data', (d: Buffer) => (log += d.toString()));
     c.stderr?.on('data', (d: Buffer) => (log += d.toString()));
@@ -202,6 +212,7 @@ export async function startRedisServer(opts: { appendonly?: boolean } = {}): Pro
     killNow: () => {
       if (child !== undefined && child.exitCode === null) child.kill('SIGKILL');
     },
+    output: () => log,
   };
   return server;
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { NumgradError } from '../../core/errors.js';
 import type { Config } from '../../io/config.js';
 import { redactUrl } from '../../io/config.js';
 import { createLogger } from '../../io/logger.js';
@@ -18,6 +19,8 @@ export function registerWorker(program: Command, config: () => Config): void {
       const cfg = config();
       const threads = flags.threads === undefined ? cfg.threads : intOption('numgrad worker', '--threads', flags.threads, 1, 256);
       const logger = createLogger(cfg.logLevel, 'numgrad-worker');
+      let onFatal: (message: string) => void = () => undefined;
+      const fatal = new Promise<string>((resolve) => (onFatal = resolve));
       const worker = new QueueWorker({
         redisUrl: cfg.redisUrl,
         prefix: cfg.prefix,
@@ -28,18 +31,40 @@ export function registerWorker(program: Command, config: () => Config): void {
         concurrency: flags.concurrency === undefined ? undefined : intOption('numgrad worker', '--concurrency', flags.concurrency, 1, 1024),
         lockDuration: intOption('numgrad worker', '--lock-duration', flags.lockDuration, 1000),
         stalledInterval: intOption('numgrad worker', '--stalled-interval', flags.stalledInterval, 1000),
+        onFatal: (message) => onFatal(message),
       });
       logger.info({ redis: redactUrl(cfg.redisUrl), prefix: cfg.prefix, threads, reducer: flags.reducer }, 'worker starting');
-      await worker.ready();
-      logger.info({ pid: process.pid }, 'worker ready');
-      await new Promise<void>((resolve) => {
-        const stop = (sig: string): void => {
-          logger.info({ signal: sig }, 'finishing active jobs, then closing');
-          void worker.close().then(resolve);
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
-      });
+      // A refused password ends the worker (exit 2) whether it comes before or after it is ready.
+      let refused = await Promise.race([worker.ready().then(() => undefined), fatal]);
+      if (refused === undefined) {
+        logger.info({ pid: process.pid }, 'worker ready');
+        refused = await new Promise<string | undefined>((resolve) => {
+          let stopping = false;
+          const stop = (sig: string): void => {
+            // Closing waits for Redis to take the active jobs' results; while Redis is down that is
+            // forever, so a second signal exits at once (the jobs stall and another worker redoes them).
+            if (stopping) {
+              logger.warn({ signal: sig }, 'second signal: exiting without closing');
+              logger.flush();
+              process.exit(130);
+            }
+            stopping = true;
+            logger.info({ signal: sig }, 'finishing active jobs, then closing (a second signal exits at once)');
+            void worker.close().then(() => resolve(undefined));
+          };
+          process.on('SIGTERM', () => stop('SIGTERM'));
+          process.on('SIGINT', () => stop('SIGINT'));
+          void fatal.then(resolve);
+        });
+      }
+      if (refused !== undefined) {
+        logger.fatal(refused);
+        logger.flush();
+        // Closing waits on connections that will never be ready: bounded, then the exit is forced.
+        setTimeout(() => process.exit(2), 1_500).unref();
+        await Promise.race([worker.close(), new Promise((r) => setTimeout(r, 1_000).unref())]);
+        throw new NumgradError(refused);
+      }
       logger.info('worker closed');
       logger.flush();
     });
