@@ -103,5 +103,6 @@ describe('Redis Cluster (redis+cluster:// URL, {hash-tagged} prefix)', () => {
     const keys = (await cluster.each((n) => n.keys('*'))).flat();
     expect(keys.every((k) => k.startsWith(`${PREFIX}:`)), keys.join(' ')).toBe(true);
     expect(keys).toContain(`${PREFIX}:ng:run:cluster1:params`);
-  }, 90_000);
+    // ~55 s on 2 busy cores; the limit leaves room for a machine shared with the rest of the suite.
+  }, 180_000);
 });
