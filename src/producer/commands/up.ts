@@ -27,6 +27,8 @@ async function waitForWorkers(cfg: Config, count: number, timeoutMs: number, gav
   const conn = connect(cfg.redisUrl, 'producer');
   // skipMetasUpdate: an observer must not rewrite the queue's meta.
   const q = new Queue(QUEUES.shards, { connection: conn, prefix: cfg.prefix, skipMetasUpdate: true });
+  // Unheard, BullMQ prints 'error' events with console.error (an auth error's stack shows the password).
+  q.on('error', () => undefined);
   try {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline && !gaveUp()) {
