@@ -39,21 +39,12 @@ export function registerWorker(program: Command, config: () => Config): void {
       if (refused === undefined) {
         logger.info({ pid: process.pid }, 'worker ready');
         refused = await new Promise<string | undefined>((resolve) => {
-          let stopping = false;
           const stop = (sig: string): void => {
-            // Closing waits for Redis to take the active jobs' results; while Redis is down that is
-            // forever, so a second signal exits at once (the jobs stall and another worker redoes them).
-            if (stopping) {
-              logger.warn({ signal: sig }, 'second signal: exiting without closing');
-              logger.flush();
-              process.exit(130);
-            }
-            stopping = true;
-            logger.info({ signal: sig }, 'finishing active jobs, then closing (a second signal exits at once)');
+            logger.info({ signal: sig }, 'finishing active jobs, then closing');
             void worker.close().then(() => resolve(undefined));
           };
-          process.on('SIGTERM', () => stop('SIGTERM'));
-          process.on('SIGINT', () => stop('SIGINT'));
+          process.once('SIGTERM', () => stop('SIGTERM'));
+          process.once('SIGINT', () => stop('SIGINT'));
           void fatal.then(resolve);
         });
       }
