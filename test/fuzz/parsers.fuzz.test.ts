@@ -144,6 +144,15 @@ const deepNpy = fc.tuple(fc.integer({ min: 9, max: 100_000 }), fc.constantFrom('
   return npy(`{'descr': '<f8', 'fortran_order': False, 'shape': ${nest}, }\n`, new Uint8Array(0), 2);
 });
 
+/**
+ * A failing input prints as its size and first bytes (fast-check prints counterexamples; a 600 kB
+ * header as a list of numbers would bury the message). The seed and path reproduce it exactly.
+ */
+function labelled(bytes: Uint8Array): Uint8Array {
+  const head = Buffer.from(bytes.subarray(0, 48)).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
+  return Object.assign(bytes, { [fc.toStringMethod]: () => `<${bytes.length} bytes: ${JSON.stringify(head)}${bytes.length > 48 ? '…' : ''}>` });
+}
+
 const npyInputs: fc.Arbitrary<Uint8Array> = fc.oneof(
   { arbitrary: fc.tuple(validNpy, mutations).map(([b, mu]) => mu(b)), weight: 6 },
   { arbitrary: validNpy, weight: 1 },
@@ -151,7 +160,7 @@ const npyInputs: fc.Arbitrary<Uint8Array> = fc.oneof(
   { arbitrary: fc.tuple(grammarNpy, mutations).map(([b, mu]) => mu(b)), weight: 1 },
   { arbitrary: deepNpy, weight: 1 },
   { arbitrary: fc.uint8Array({ maxLength: 200 }), weight: 1 },
-);
+).map(labelled);
 
 const bytesEqual = (a: ArrayBufferView, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b));
 
@@ -218,7 +227,7 @@ const idxInputs: fc.Arbitrary<Uint8Array> = fc.oneof(
   { arbitrary: validIdx, weight: 1 },
   { arbitrary: headerIdx, weight: 2 },
   { arbitrary: fc.uint8Array({ maxLength: 200 }), weight: 1 },
-);
+).map(labelled);
 
 describe('IDX parsers on corrupt, truncated and generated files', () => {
   it(`parseIdx: ${RUNS} seeded inputs each parse self-consistently or throw a FormatError naming the file`, () => {
