@@ -154,12 +154,12 @@ export class QueueWorker {
         if (err instanceof ValidationError) throw new ValidationError('shard', 'data.params', err.expected, err.got);
         throw err;
       }
+      if (params === null) throw new ValidationError('shard', 'data.params', 'a params version stored in Redis', `unknown version ${version.slice(0, 12)}…`);
       // Anyone who can write to Redis can store a snapshot: NaN or ±Infinity in it would make every
       // derivative NaN (or a silent garbage step), so it is refused once, when the snapshot is loaded.
       for (let c = 0; c < params.length; c++) {
         if (!Number.isFinite(params[c])) throw new ValidationError('shard', `data.params[${c}]`, 'a finite number in the stored snapshot', params[c]);
       }
-      if (params === null) throw new ValidationError('shard', 'data.params', 'a params version stored in Redis', `unknown version ${version.slice(0, 12)}…`);
       const shared = new SharedArrayBuffer(params.byteLength);
       new Float64Array(shared).set(params);
       return { params, shared };
