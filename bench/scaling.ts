@@ -6,6 +6,8 @@
  *   npm run bench:scaling                 build, measure, fit, write docs/SCALING.md
  *   npm run bench:scaling -- --quick      a smoke run: fewer shard counts and repetitions
  *   npm run bench:scaling -- --no-write   print only
+ *   npm run bench:scaling -- --json raw.json      also keep the raw measurements
+ *   npm run bench:scaling -- --from raw.json      render the page again from them, without measuring
  *
  * Everything runs on a redis-server of the bench's own (so INFO counts numgrad's traffic alone):
  *  - compute, in this process on one thread: planGradient and FdEngine.shard(0, L) for H = 50, 100, 300;
@@ -20,7 +22,7 @@
  * which share the workers, are done); figures are medians over the windows.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { FlowProducer, Queue } from 'bullmq';
@@ -479,7 +481,27 @@ interface Plan {
   steps: number;
 }
 
-export async function runScaling(o: ScalingOptions, log: (l: string) => void = (l) => console.log(l)): Promise<string> {
+/** Everything measured, as JSON (--json FILE writes it, --from FILE renders the page from it again). */
+export interface RawData {
+  o: ScalingOptions;
+  date: string;
+  loadBefore: number[];
+  loadAfter: number[];
+  compute: ComputeCost[];
+  data: Measurement[];
+  idleRate: Counts | undefined;
+  plans: Plan[];
+  setups: Setup[];
+  parallelism: number[];
+}
+
+const fitOn11 = (m: Measurement): boolean => m.setup.processes === 1 && m.setup.threads === 1;
+
+export function renderRaw(raw: RawData): string {
+  return render({ ...raw, model: fitModel(raw.compute, raw.data, fitOn11), fitOn: fitOn11 });
+}
+
+export async function runScaling(o: ScalingOptions, log: (l: string) => void = (l) => console.log(l)): Promise<RawData> {
   const date = new Date().toISOString();
   const loadBefore = os.loadavg();
   const plans: Plan[] = o.quick
@@ -541,25 +563,12 @@ export async function runScaling(o: ScalingOptions, log: (l: string) => void = (
   });
   const data: Measurement[] = [];
   for (const setup of setups) for (const p of plans) for (const K of p.Ks) data.push(summarize(setup, p.H, K, windows.get(`${label(setup)}|${p.H}|${K}`) ?? []));
-  const fitOn = (m: Measurement): boolean => m.setup.processes === 1 && m.setup.threads === 1;
-  const model = fitModel(compute, data, fitOn);
-  return render({ o, date, loadBefore, loadAfter, compute, data, model, fitOn, idleRate: idle, plans, setups, parallelism });
+  return { o, date, loadBefore, loadAfter, compute, data, idleRate: idle, plans, setups, parallelism };
 }
 
-interface Rendered {
-  o: ScalingOptions;
-  date: string;
-  loadBefore: number[];
-  loadAfter: number[];
-  compute: ComputeCost[];
-  data: Measurement[];
+interface Rendered extends RawData {
   model: Model;
   fitOn: (m: Measurement) => boolean;
-  idleRate: Counts | undefined;
-  plans: Plan[];
-  setups: Setup[];
-  /** 1-thread / 2-thread pool times, every round. */
-  parallelism: number[];
 }
 
 function render(r: Rendered): string {
@@ -722,28 +731,46 @@ function render(r: Rendered): string {
   L.push(`- bytes out ≈ ${f(mo.outBytes, ['1', 'L', 'L·(processes − 1)', 'K'])}`);
   L.push(`- Redis CPU ms ≈ ${f(mo.redisCpu, ['1', 'L', 'K'])}`);
   L.push('');
-  L.push('## Limits');
+  L.push('## What limits scaling');
   L.push('');
   const p1000 = predict(mo, 16, 1000, bestK(mo, 16, 1000));
-  L.push(`- **One reducer per step, serial.** Steps of a run are sequential and each has one reducer: plan + s·K + g + reduce`);
-  L.push(`  does not shrink with W. At H=1000 and W=16 the model puts compute at ${ms(p1000.comp)} ms of ${ms(p1000.total)} ms; the rest`);
-  L.push('  is serial, so more workers stop paying off once comp/W is below it (Amdahl). More shards than workers only add s·K.');
-  L.push('- **Every process plans the step** (the forward pass at θ) and loads the params snapshot: plan(H) is in every');
-  L.push('  step\'s critical path however many workers there are, and Redis bytes out grow with the number of processes.');
-  L.push('- **Redis bytes per step grow with L** (≈ 8·L bytes per params copy, ≈ 10.7·L per base64 gradient copy, and');
-  L.push('  BullMQ writes each shard\'s result into the job and again into the shards events stream, which keeps ~2000');
-  L.push('  events: at large H that stream holds several steps\' gradients in memory). One Redis is single-threaded:');
-  L.push('  its CPU per step bounds the steps per second of all runs sharing it.');
-  L.push(`- **${cpus.length} cores here.** With 2 × 1 or 1 × 2 the two compute threads share the cores with Redis, the reducer, the`);
-  L.push('  workers\' event loops and this bench; held-out errors include that. Predictions for W > 2 assume a core per');
-  L.push('  worker and an unloaded Redis, and are extrapolations of H = 50–300 to H = 1000 (linear in L).');
-  L.push('- Windows are a few steps of one run each (steps of a run are not independent: they share caches and');
-  L.push('  the machine\'s state); the per-window values are listed so the spread is visible.');
+  const serialNs = (mo.p[1] + mo.g[1] + mo.r[1]) * 1e6;
+  const compNs = mo.c[1] * 1e6;
+  const b = mo.inBytes;
+  const bo = mo.outBytes;
+  const L1000 = paramCount(1000);
+  L.push(`- **One reducer per step, and the data path around it, are serial.** Steps of a run are sequential; per step`);
+  L.push(`  plan + s·K + g + reduce does not shrink with W. Per coordinate the compute costs ${compNs.toFixed(0)} ns and`);
+  L.push(`  parallelises; the serial part costs ${serialNs.toFixed(0)} ns (plan ${(mo.p[1] * 1e6).toFixed(0)}, g1 ${(mo.g[1] * 1e6).toFixed(0)}, reducer ${(mo.r[1] * 1e6).toFixed(0)}) plus`);
+  L.push(`  ${ms(mo.g[0] + mo.r[0])} ms fixed and s = ${ms(mo.s)} ms per shard. So as H grows a step can get at most`);
+  L.push(`  (${compNs.toFixed(0)} + ${serialNs.toFixed(0)}) / ${serialNs.toFixed(0)} ≈ **${((compNs + serialNs) / serialNs).toFixed(1)}×** faster than on one worker, however many workers (Amdahl).`);
+  L.push(`  At H=1000 and W=16 the model puts compute at ${ms(p1000.comp)} ms of ${ms(p1000.total)} ms. More shards than workers only add s·K;`);
+  L.push('  the best K is W (or fewer, when comp/K falls below s). To go further, the step itself must change: a');
+  L.push('  binary result path instead of base64 in JSON, the reducer summing shards as they arrive, or several');
+  L.push('  runs (or a larger batch) per Redis instead of one faster run.');
+  L.push('- **Every process plans the step** (the forward pass at θ) and fetches the params snapshot: plan(H) is in');
+  L.push('  every step however many workers there are, and Redis bytes out grow with the processes that get a shard.');
+  L.push(`- **Redis bytes per step grow with L.** In: ≈ ${b[1].toFixed(1)}·L (θ_{t+1} stored once, 8·L; the K results as base64,`);
+  L.push(`  ≈ 10.7·L) + ${(b[3] / 1024).toFixed(1)} KiB per shard. Out: ≈ ${bo[1].toFixed(1)}·L (θ read by a worker and by the reducer, 2 × 8·L;`);
+  L.push(`  the results read by the reducer, 10.7·L) + ${bo[2].toFixed(1)}·L per extra process + ${(bo[3] / 1024).toFixed(1)} KiB per shard. At H=1000`);
+  L.push(`  (L = ${L1000}) that is ≈ ${kib(dot(b, byteFeatures(L1000, 1, 1)) + dot(bo, byteFeatures(L1000, 1, 1)))} per step on one worker.`);
+  L.push(`- **Redis memory:** BullMQ writes each shard's result into its job and again into the shards events stream`);
+  L.push('  (the `completed` event carries the return value). The stream keeps ~2,000 events, ~4 per shard job, so');
+  L.push(`  ~500 results: ≈ 500 · 10.7·L/K bytes, at H=1000 ≈ ${kib((500 * 10.7 * L1000) / 16)} with K=16 and ${kib((500 * 10.7 * L1000) / 4)} with K=4.`);
+  L.push(`- **One Redis is one core:** ${ms(mo.redisCpu[0])} ms + ${(mo.redisCpu[1] * 1e6).toFixed(0)} ns·L + ${ms(mo.redisCpu[2])} ms·K of Redis CPU per step (≈ ${mo.cmds[1].toFixed(0)} commands per`);
+  L.push('  shard: fetch, locks, completion, events, the parent\'s bookkeeping). That bounds the steps per second of');
+  L.push(`  all runs sharing it: ≈ ${(1000 / dot(mo.redisCpu, cpuFeatures(L1000, 16, 16))).toFixed(0)} steps/s at H=1000, K=16.`);
+  L.push(`- **${cpus.length} cores here, shared.** The 2-way configurations share the cores with Redis, the reducer, the workers'`);
+  L.push('  event loops, this bench and whatever else runs (see the load average and P_eff); held-out errors include');
+  L.push('  that. Predictions for W > 2 assume a core per worker and an unloaded Redis, and extrapolate H = 50–300');
+  L.push('  to H = 1000 linearly in L.');
+  L.push('- Windows are a few steps of one run each; the per-window values are listed so the spread is visible.');
   L.push('');
   L.push('## Reproduce');
   L.push('');
   L.push('```sh');
-  L.push(`npm run bench:scaling${r.o.argv.length > 0 ? ` -- ${r.o.argv.join(' ')}` : ''}`);
+  const args = r.o.argv.filter((x, i) => !['--json', '--from'].includes(x) && !['--json', '--from'].includes(r.o.argv[i - 1]));
+  L.push(`npm run bench:scaling${args.length > 0 ? ` -- ${args.join(' ')}` : ''}   # the full run: ~15 min on 2 cores; --json FILE keeps the raw data, --from FILE re-renders the page`);
   L.push('```');
   L.push('');
   return L.join('\n');
@@ -758,15 +785,21 @@ export async function main(argv: string[]): Promise<number> {
     if (!Number.isInteger(v) || v < 1) throw new Error(`bench:scaling: ${f} must be an integer ≥ 1, got ${JSON.stringify(argv[i + 1])}`);
     return v;
   };
-  const known = ['--quick', '--no-write', '--windows', '--compute-runs', '--seed', '--poll-ms'];
-  const unknown = argv.filter((a, i) => a.startsWith('--') && !known.includes(a) && !(i > 0 && ['--windows', '--compute-runs', '--seed', '--poll-ms'].includes(argv[i - 1])));
+  const withValue = ['--windows', '--compute-runs', '--seed', '--poll-ms', '--json', '--from'];
+  const known = ['--quick', '--no-write', ...withValue];
+  const unknown = argv.filter((a, i) => a.startsWith('--') && !known.includes(a) && !(i > 0 && withValue.includes(argv[i - 1])));
   if (unknown.length > 0) throw new Error(`bench:scaling: unknown option ${unknown[0]} (known: ${known.join(', ')})`);
   const quick = has('--quick');
   const seedAt = argv.indexOf('--seed');
   const seed = seedAt < 0 ? 0 : Number(argv[seedAt + 1]);
   if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`bench:scaling: --seed must be an integer ≥ 0, got ${JSON.stringify(argv[seedAt + 1])}`);
-  const o: ScalingOptions = { quick, windows: val('--windows', quick ? 1 : 3), computeRuns: val('--compute-runs', quick ? 2 : 3), seed, pollMs: val('--poll-ms', 10), argv };
-  const md = await runScaling(o);
+  const o: ScalingOptions = { quick, windows: val('--windows', quick ? 1 : 5), computeRuns: val('--compute-runs', quick ? 2 : 3), seed, pollMs: val('--poll-ms', 10), argv };
+  const file = (f: string): string | undefined => (argv.includes(f) ? argv[argv.indexOf(f) + 1] : undefined);
+  const from = file('--from');
+  const raw: RawData = from !== undefined ? (JSON.parse(readFileSync(from, 'utf8')) as RawData) : await runScaling(o);
+  const json = file('--json');
+  if (json !== undefined) writeFileSync(json, `${JSON.stringify(raw)}\n`);
+  const md = renderRaw(raw);
   console.log(md);
   if (!has('--no-write')) {
     const path = join(REPO, 'docs/SCALING.md');
