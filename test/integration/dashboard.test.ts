@@ -68,6 +68,7 @@ describe('dashboard against real Redis', () => {
     const worker = new QueueWorker({ redisUrl: url, prefix, threads: 1, logger: silent });
     const client = new QueueClient({ redisUrl: url, prefix });
     try {
+      await client.ping();
       await worker.ready();
       const id = await client.startRun(trainConfig({ iters: 40, evalEvery: 1000 }), 2, `dash-${prefix}`);
       const losses = new Set<number>();

@@ -152,6 +152,7 @@ describe('the submitter is SIGKILLed mid-run; `numgrad follow` sees the run fini
 
     const client = new QueueClient({ redisUrl: url, prefix });
     try {
+      await client.ping();
       let step = 0;
       for (let k = 0; k < 1200 && step < 50; k++) {
         await sleep(100);
