@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { expect } from 'vitest';
 import { type WorkerProcess, runCli, uniquePrefix } from '../helpers/redis.js';
+import { metricsOf } from '../helpers/data.js';
 
 /**
  * A lock lives 2 s unless renewed, and every worker looks for expired locks each second: a job
@@ -19,16 +20,7 @@ export const FAST_LOCKS = ['--lock-duration', '2000', '--stalled-interval', '100
 export const ITERS = 100;
 export const TRAIN_FLAGS = ['--iters', String(ITERS), '--eval-every', '50', '--seed', '11'];
 
-/** metrics.jsonl without the wall-clock seconds, the one field that may differ between runs. */
-export function metricsOf(file: string): Record<string, unknown>[] {
-  return readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => {
-      const { seconds: _s, ...m } = JSON.parse(l) as Record<string, unknown>;
-      return m;
-    });
-}
+export { metricsOf };
 
 export interface Reference {
   readonly params: Buffer;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { type Batch, gatherBatch } from '../../src/core/dataset.js';
 import { initParams } from '../../src/core/network.js';
 import { Rng, miniBatchIndices } from '../../src/core/prng.js';
@@ -34,4 +35,15 @@ export function maxRelErr(a: Float64Array, b: Float64Array): number {
 
 export function bytesOf(a: Float64Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** A metrics.jsonl file's lines without `seconds`, the one field (wall clock) that differs between runs. */
+export function metricsOf(file: string): Record<string, unknown>[] {
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const { seconds: _s, ...m } = JSON.parse(l) as Record<string, unknown>;
+      return m;
+    });
 }

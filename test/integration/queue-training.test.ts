@@ -14,6 +14,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QueueClient } from '../../src/producer/queue-client.js';
 import { type CliProcess, type WorkerProcess, cleanup, closeRedis, keysUnder, redisUrl, runCli, sleep, spawnWorker, startCli, uniquePrefix } from '../helpers/redis.js';
+import { metricsOf } from '../helpers/data.js';
 
 /**
  * 200 iterations with epochs at 0, 100 and 199: 20–30 s a run on 2 idle cores (the file takes ~90 s);
@@ -29,17 +30,6 @@ let dir: string;
 /** The local backend's params.npy and metrics, the reference of every queue run. */
 let localParams: Buffer;
 let localMetrics: Record<string, unknown>[];
-
-function metricsOf(file: string): Record<string, unknown>[] {
-  // Wall-clock seconds are the one field that may differ between runs.
-  return readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => {
-      const { seconds: _s, ...m } = JSON.parse(l) as Record<string, unknown>;
-      return m;
-    });
-}
 
 beforeAll(async () => {
   url = await redisUrl();

@@ -17,6 +17,7 @@ import { QueueWorker } from '../../src/workers/queue-worker.js';
 import { createLogger } from '../../src/io/logger.js';
 import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.js';
 import { type CliProcess, runCli, sleep, startCli } from '../helpers/redis.js';
+import { metricsOf } from '../helpers/data.js';
 
 const PREFIX = '{ngtest}';
 const FLAGS = ['--iters', '60', '--eval-every', '30', '--seed', '11'];
@@ -38,16 +39,6 @@ afterAll(async () => {
   await cluster?.stop();
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
-
-function metricsOf(file: string): Record<string, unknown>[] {
-  return readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => {
-      const { seconds: _s, ...m } = JSON.parse(l) as Record<string, unknown>;
-      return m;
-    });
-}
 
 describe('Redis Cluster (redis+cluster:// URL, {hash-tagged} prefix)', () => {
   it('answers PING through the cluster client; an untagged prefix or a database number is refused', async () => {
