@@ -146,8 +146,21 @@ export class FdEngine {
     this.acc = new Float64Array(plan.hidden);
   }
 
+  /** Number of memo rows of the plan. */
+  get rows(): number {
+    return this.plan.rowSample.length;
+  }
+
+  /** Fills memo rows [r0, r1) that no engine sharing this memory has filled yet, in row order. */
+  fillRows(r0: number, r1: number): void {
+    if (!Number.isInteger(r0) || !Number.isInteger(r1) || r0 < 0 || r1 > this.rows || r0 > r1) {
+      throw new ValidationError('fillRows', 'range', `integers 0 ≤ start ≤ end ≤ ${this.rows}`, `[${r0}, ${r1})`);
+    }
+    for (let r = r0; r < r1; r++) if (Atomics.load(this.done, r) === 0) this.computeRow(r);
+  }
+
   /** Derivatives for coordinates [start, end) into `out` (length end − start, or a new array). */
-  shard(start: number, end: number, out = new Float64Array(end - start)): Float64Array {
+  shard(start: number, end: number, out: Float64Array<ArrayBufferLike> = new Float64Array(end - start)): Float64Array<ArrayBufferLike> {
     const { l } = this;
     if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > l.length || start > end) {
       throw new ValidationError('gradientShard', 'range', `integers 0 ≤ start ≤ end ≤ ${l.length}`, `[${start}, ${end})`);
@@ -163,7 +176,7 @@ export class FdEngine {
   }
 
   /** W1 coordinates [c, stop) within one pixel row i; returns where it stopped. */
-  private w1Block(c: number, stop: number, start: number, out: Float64Array): number {
+  private w1Block(c: number, stop: number, start: number, out: Float64Array<ArrayBufferLike>): number {
     const { plan, memo, done, acc } = this;
     const H = plan.hidden;
     const i = Math.floor(c / H);
@@ -181,7 +194,7 @@ export class FdEngine {
     return i * H + j1;
   }
 
-  private b1Block(c: number, stop: number, start: number, out: Float64Array): number {
+  private b1Block(c: number, stop: number, start: number, out: Float64Array<ArrayBufferLike>): number {
     const { plan, memo, done } = this;
     const H = plan.hidden;
     const scale = 2 * plan.h;
@@ -199,7 +212,7 @@ export class FdEngine {
   }
 
   /** W2[j][k] (logit k moves by ±h·z[n][j]) and b2[k] (by ±h). */
-  private logitBlock(c: number, stop: number, start: number, out: Float64Array): number {
+  private logitBlock(c: number, stop: number, start: number, out: Float64Array<ArrayBufferLike>): number {
     const { plan, l } = this;
     const H = plan.hidden;
     const h = plan.h;

@@ -3,12 +3,13 @@ import { Piscina } from 'piscina';
 import { checkIndices, gatherBatch } from '../core/dataset.js';
 import { ValidationError } from '../core/errors.js';
 import { planGradient, planLoss } from '../core/fd-engine.js';
+import { UNIT_COORDS, scheduleGradient, scheduleLength } from '../core/fd-schedule.js';
 import { packPlan } from '../core/plan-buffer.js';
 import { RangeAssembler, reduceEvaluation } from '../core/reduce.js';
-import { type Range, evaluationShards, gradientShards } from '../core/shard.js';
+import { evaluationShards } from '../core/shard.js';
 import { type Split, loadMnist } from '../io/mnist.js';
 import { compiledSibling } from './compiled-path.js';
-import { type CeShardTask, type FdShardTask, type ThreadData, decodeCeResult } from './task-types.js';
+import { type CeShardTask, type FdClaimTask, type FdShardTask, type ThreadData, decodeCeResult } from './task-types.js';
 
 export interface PoolOptions {
   /** Worker threads. Default: the machine's available parallelism. */
@@ -25,7 +26,9 @@ export interface GradientResult {
   readonly gradient: Float64Array;
   /** Mean loss of the batch at θ (from the same forward pass). */
   readonly loss: number;
+  /** Coordinate shards, and all units of work (shards plus blocks of memo rows; fd-schedule.ts). */
   readonly shards: number;
+  readonly units: number;
   readonly seconds: number;
 }
 
@@ -39,18 +42,28 @@ export interface EvaluationResult {
 
 let nextPlanId = 1;
 
+function shareInt32(a: Int32Array): Int32Array {
+  const out = new Int32Array(new SharedArrayBuffer(a.byteLength));
+  out.set(a);
+  return out;
+}
+
 /** A gradient whose plan is on the threads' shared memory, ready for shards. */
 export interface PreparedGradient {
   readonly planId: number;
   readonly buffer: SharedArrayBuffer;
   readonly coords: number;
+  readonly hidden: number;
+  /** Memo rows of the plan. */
+  readonly rows: number;
   /** Mean loss of the batch at θ. */
   readonly loss: number;
 }
 
 /**
- * The local backend: piscina threads over data shared once per process. A gradient is K coordinate
- * shards whose results are placed by range; an evaluation is sample shards whose per-sample losses
+ * The local backend: piscina threads over data shared once per process. A gradient is a schedule of
+ * units (coordinate shards and blocks of memo rows, fd-schedule.ts) that the threads claim from
+ * shared memory, writing into one shared output; an evaluation is sample shards whose per-sample losses
  * are reduced in sample order. Both are bitwise independent of the thread count and shard sizes.
  */
 export class LocalPool {
@@ -87,7 +100,8 @@ export class LocalPool {
     const train = loadMnist('train', this.opts.mnistDir);
     checkIndices('gradient', indices, train.count);
     const plan = planGradient(params, gatherBatch(train, indices), h);
-    return { planId: nextPlanId++, buffer: packPlan(plan, (n) => new SharedArrayBuffer(n)) as SharedArrayBuffer, coords: params.length, loss: planLoss(plan) };
+    const buffer = packPlan(plan, (n) => new SharedArrayBuffer(n)) as SharedArrayBuffer;
+    return { planId: nextPlanId++, buffer, coords: params.length, hidden: plan.hidden, rows: plan.rowSample.length, loss: planLoss(plan) };
   }
 
   /** Derivatives for coordinates [start, end) of a prepared gradient, on a pool thread. */
@@ -96,14 +110,35 @@ export class LocalPool {
     return (await this.pool.run(task, { name: 'fdShard' })) as Float64Array;
   }
 
+  /**
+   * Derivatives for coordinates [start, end) of a prepared gradient on every thread: one task per
+   * thread, each claiming units of the range's schedule (fd-schedule.ts) from a counter in shared
+   * memory and writing into one shared output. The shard size (`gradientShardSize`, or adapted to
+   * the thread count) sets the coordinate units; the values never depend on it.
+   */
+  async gradientRange(g: PreparedGradient, start: number, end: number): Promise<{ values: Float64Array; shards: number; units: number }> {
+    const schedule = scheduleGradient(g.hidden, g.rows, start, end, this.threads, this.opts.gradientShardSize);
+    const units = scheduleLength(schedule);
+    const task: FdClaimTask = {
+      planId: g.planId, plan: g.buffer, base: start,
+      schedule: shareInt32(schedule),
+      next: new Int32Array(new SharedArrayBuffer(4)),
+      out: new Float64Array(new SharedArrayBuffer(8 * (end - start))),
+    };
+    const runs = Array.from({ length: Math.min(this.threads, units) }, async () => (await this.pool.run(task, { name: 'fdClaim' })) as number);
+    const ran = (await Promise.all(runs)).reduce((a, b) => a + b, 0);
+    if (ran !== units) throw new Error(`gradientRange: ${ran} of ${units} units ran`);
+    let shards = 0;
+    for (let u = 0; u < units; u++) if (schedule[3 * u] === UNIT_COORDS) shards++;
+    return { values: task.out.slice(), shards, units };
+  }
+
   /** The gradient at `params` on the training samples `indices`, by central differences. */
   async gradient(params: Float64Array, indices: ArrayLike<number>, h?: number): Promise<GradientResult> {
     const t0 = performance.now();
     const prepared = this.prepareGradient(params, indices, h);
-    const ranges = gradientShards(params.length, this.threads, this.opts.gradientShardSize);
-    const asm = new RangeAssembler(params.length, ranges);
-    await Promise.all(ranges.map(async (r: Range, k) => asm.put(k, await this.gradientShard(prepared, r.start, r.end))));
-    return { gradient: asm.out, loss: prepared.loss, shards: ranges.length, seconds: (performance.now() - t0) / 1000 };
+    const { values, shards, units } = await this.gradientRange(prepared, 0, params.length);
+    return { gradient: values, loss: prepared.loss, shards, units, seconds: (performance.now() - t0) / 1000 };
   }
 
   /** Per-sample losses and the number correct for samples [start, end) of a split or of `indices`. */

@@ -18,6 +18,20 @@ export interface FdShardTask {
   readonly end: number;
 }
 
+/**
+ * A thread's part of a gradient range: it claims units of `schedule` (fd-schedule.ts) from the
+ * counter `next[0]` until none is left, writing derivative c to out[c − base]. Every thread of the
+ * pool gets the same task. Returns the number of units it ran.
+ */
+export interface FdClaimTask {
+  readonly planId: number;
+  readonly plan: SharedArrayBuffer;
+  readonly schedule: Int32Array;
+  readonly next: Int32Array;
+  readonly out: Float64Array;
+  readonly base: number;
+}
+
 /** A cross-entropy shard: samples [start, end) of a split, or of a mini-batch given by `indices`. */
 export interface CeShardTask {
   readonly params: SharedArrayBuffer | Float64Array;

@@ -5,9 +5,10 @@
 import { Piscina } from 'piscina';
 import { type Dataset, gatherBatch, sliceDataset } from '../core/dataset.js';
 import { FdEngine } from '../core/fd-engine.js';
+import { runSchedule } from '../core/fd-schedule.js';
 import { sampleLosses } from '../core/network.js';
 import { unpackPlan } from '../core/plan-buffer.js';
-import { type CeShardTask, type FdShardTask, type ThreadData, encodeCeResult } from './task-types.js';
+import { type CeShardTask, type FdClaimTask, type FdShardTask, type ThreadData, encodeCeResult } from './task-types.js';
 
 const data = Piscina.workerData as ThreadData;
 
@@ -20,12 +21,20 @@ function split(name: 'train' | 'test'): Dataset {
 /** One engine per plan per thread; the memo itself lives in the plan's shared buffer. */
 let cached: { id: number; engine: FdEngine } | undefined;
 
-export function fdShard(task: FdShardTask): Float64Array {
-  if (cached === undefined || cached.id !== task.planId) {
-    const { plan, memory } = unpackPlan(task.plan);
-    cached = { id: task.planId, engine: new FdEngine(plan, memory) };
+function engineFor(planId: number, buffer: SharedArrayBuffer): FdEngine {
+  if (cached === undefined || cached.id !== planId) {
+    const { plan, memory } = unpackPlan(buffer);
+    cached = { id: planId, engine: new FdEngine(plan, memory) };
   }
-  return Piscina.move(cached.engine.shard(task.start, task.end)) as unknown as Float64Array;
+  return cached.engine;
+}
+
+export function fdShard(task: FdShardTask): Float64Array {
+  return Piscina.move(engineFor(task.planId, task.plan).shard(task.start, task.end)) as unknown as Float64Array;
+}
+
+export function fdClaim(task: FdClaimTask): number {
+  return runSchedule(engineFor(task.planId, task.plan), task.schedule, task.next, task.out, task.base);
 }
 
 /** Returns encodeCeResult(losses, correct), transferred. */
