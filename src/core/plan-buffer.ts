@@ -27,7 +27,10 @@ function view(buf: ArrayBufferLike, kind: Kind, offset: number, length: number):
 
 const align8 = (n: number): number => (n + 7) & ~7;
 
-/** Copies a plan into a new buffer from `alloc` (e.g. `(n) => new SharedArrayBuffer(n)`). */
+/**
+ * Copies a plan into a buffer from `alloc` (e.g. `(n) => new SharedArrayBuffer(n)`), which may
+ * return a larger buffer (a reused one): the plan takes its first bytes and its memo starts empty.
+ */
 export function packPlan(plan: FdPlan, alloc: (bytes: number) => ArrayBufferLike): ArrayBufferLike {
   const lengths = FIELDS.map(([name]) => (plan[name] as ArrayLike<number>).length);
   const rows = plan.rowSample.length;
@@ -35,6 +38,7 @@ export function packPlan(plan: FdPlan, alloc: (bytes: number) => ArrayBufferLike
   for (let f = 0; f < FIELDS.length; f++) bytes += align8(lengths[f] * SIZE[FIELDS[f][1]]);
   bytes += align8(rows * plan.hidden * 8) + align8(rows * 4);
   const buf = alloc(bytes);
+  if (buf.byteLength < bytes) throw new FormatError('plan buffer', `alloc returned ${buf.byteLength} bytes for a plan of ${bytes}`);
   const head = new Float64Array(buf, 0, HEADER + lengths.length);
   head.set([MAGIC, plan.hidden, plan.count, plan.h, rows, bytes, 0, 0]);
   let offset = (HEADER + lengths.length) * 8;
@@ -44,6 +48,8 @@ export function packPlan(plan: FdPlan, alloc: (bytes: number) => ArrayBufferLike
     view(buf, kind, offset, lengths[f]).set(plan[name] as ArrayLike<number>);
     offset += align8(lengths[f] * SIZE[kind]);
   }
+  offset += align8(rows * plan.hidden * 8);
+  new Int32Array(buf, offset, rows).fill(0); // no memo row is done yet (a reused buffer holds old flags)
   return buf;
 }
 
@@ -51,7 +57,7 @@ export function packPlan(plan: FdPlan, alloc: (bytes: number) => ArrayBufferLike
 export function unpackPlan(buf: ArrayBufferLike): { plan: FdPlan; memory: FdMemory } {
   if (buf.byteLength < HEADER * 8) throw new FormatError('plan buffer', `too short (${buf.byteLength} bytes)`);
   const head = new Float64Array(buf, 0, HEADER + FIELDS.length);
-  if (head[0] !== MAGIC || head[5] !== buf.byteLength) throw new FormatError('plan buffer', 'not a numgrad plan (bad magic or size)');
+  if (head[0] !== MAGIC || !(head[5] <= buf.byteLength)) throw new FormatError('plan buffer', 'not a numgrad plan (bad magic or size)');
   const hidden = head[1];
   const rows = head[4];
   const out: Record<string, unknown> = { hidden, count: head[2], h: head[3] };

@@ -41,6 +41,7 @@ export interface EvaluationResult {
 }
 
 let nextPlanId = 1;
+const SPARE_BUFFERS = 2;
 
 function shareInt32(a: Int32Array): Int32Array {
   const out = new Int32Array(new SharedArrayBuffer(a.byteLength));
@@ -71,6 +72,11 @@ export class LocalPool {
   private readonly pool: Piscina;
   private readonly opts: PoolOptions;
   private closing: Promise<void> | undefined;
+  /**
+   * Plan buffers of finished gradients, kept for the next ones: a fresh ~3 MB SharedArrayBuffer per
+   * gradient costs an allocation, and the threads then take a page fault on every 4 KiB of memo.
+   */
+  private readonly spare: SharedArrayBuffer[] = [];
 
   constructor(opts: PoolOptions = {}) {
     const threads = opts.threads ?? Math.max(1, availableParallelism());
@@ -100,8 +106,22 @@ export class LocalPool {
     const train = loadMnist('train', this.opts.mnistDir);
     checkIndices('gradient', indices, train.count);
     const plan = planGradient(params, gatherBatch(train, indices), h);
-    const buffer = packPlan(plan, (n) => new SharedArrayBuffer(n)) as SharedArrayBuffer;
+    const buffer = packPlan(plan, (n) => this.takeBuffer(n)) as SharedArrayBuffer;
     return { planId: nextPlanId++, buffer, coords: params.length, hidden: plan.hidden, rows: plan.rowSample.length, loss: planLoss(plan) };
+  }
+
+  private takeBuffer(bytes: number): SharedArrayBuffer {
+    const k = this.spare.findIndex((b) => b.byteLength >= bytes);
+    if (k >= 0) return this.spare.splice(k, 1)[0];
+    return new SharedArrayBuffer(Math.ceil((bytes * 1.25) / 8) * 8); // room for the next batches' memo
+  }
+
+  /**
+   * Hands a prepared gradient's buffer back for reuse. Only once no thread can touch it again: after
+   * every task of the gradient has finished (not after a failure, when another may still run).
+   */
+  releaseGradient(g: PreparedGradient): void {
+    if (this.spare.length < SPARE_BUFFERS && !this.spare.includes(g.buffer)) this.spare.push(g.buffer);
   }
 
   /** Derivatives for coordinates [start, end) of a prepared gradient, on a pool thread. */
@@ -138,6 +158,7 @@ export class LocalPool {
     const t0 = performance.now();
     const prepared = this.prepareGradient(params, indices, h);
     const { values, shards, units } = await this.gradientRange(prepared, 0, params.length);
+    this.releaseGradient(prepared);
     return { gradient: values, loss: prepared.loss, shards, units, seconds: (performance.now() - t0) / 1000 };
   }
 

@@ -32,6 +32,17 @@ describe('local pool: bitwise determinism', () => {
     }
   });
 
+  it('consecutive gradients on one pool (reusing plan buffers) each give the inline bytes', async () => {
+    const p = pool(2);
+    const train = loadMnist('train');
+    for (let step = 0; step < 4; step++) {
+      const theta = initParams(50, new Rng(100 + step));
+      const batch = miniBatchIndices(12, step, 100, 60_000);
+      const g = (await p.gradient(theta, batch)).gradient;
+      expect(bytesOf(g).equals(bytesOf(fdGradient(theta, gatherBatch(train, batch)))), `step ${step}`).toBe(true);
+    }
+  });
+
   it('evaluation (loss, accuracy) is bitwise identical for any thread and shard count', async () => {
     const test = loadMnist('test');
     const { losses, correct } = sampleLosses(params, test);
