@@ -27,6 +27,7 @@ import { readNpyFile, writeNpyFile } from '../src/io/npy-file.js';
 import { intOption } from '../src/producer/options.js';
 import { allThreads, localPoolContender, queueContender, startRedis } from './contenders.js';
 import { type EvalReport, benchEvaluation } from './evaluation.js';
+import { type ScalingReport, benchPoolScaling, scalingLines } from './pool-scaling.js';
 
 /** The repository root (this file runs as dist/bench/run.js). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -91,19 +92,21 @@ export function addContender(c: Contender): void {
   contenders.push(c);
 }
 
-/** numgrad on one thread: planGradient (forward pass at θ, sparsity structure), then one shard [0, L). */
+/** numgrad on one thread, in this process: planGradient (forward pass at θ, sparsity), the memo rows in order, then [0, L). */
 export const numgradOneThread: Contender = {
-  name: 'numgrad, 1 thread (planGradient + FdEngine.shard(0, L))',
+  name: 'numgrad, 1 thread in-process (fdGradient: planGradient, memo rows, FdEngine.shard(0, L))',
   run(ctx) {
     const t0 = performance.now();
     const plan = planGradient(ctx.params, ctx.batch, ctx.h);
     const t1 = performance.now();
     const engine = new FdEngine(plan);
-    engine.shard(0, ctx.params.length);
+    engine.fillRows(0, engine.rows);
     const t2 = performance.now();
+    engine.shard(0, ctx.params.length);
+    const t3 = performance.now();
     return {
-      seconds: (t2 - t0) / 1000,
-      parts: { plan: (t1 - t0) / 1000, shards: (t2 - t1) / 1000 },
+      seconds: (t3 - t0) / 1000,
+      parts: { plan: (t1 - t0) / 1000, rows: (t2 - t1) / 1000, coordinates: (t3 - t2) / 1000 },
       info: { memoRowsComputed: engine.rowsComputed, memoRows: plan.rowSample.length, nonZeroPixels: plan.colRow.length },
     };
   },
@@ -404,8 +407,10 @@ export function renderMarkdown(rep: Report): string {
     L.push('  small (100×784 by 784×50), and OpenBLAS\'s spinning threads slow numpy down many times over when other');
     L.push('  work shares the cores (`--numpy-threads default` to measure that).');
   }
-  L.push('- **numgrad, 1 thread**: `planGradient` (forward pass at θ, sparsity structure) then `FdEngine.shard(0, L)`');
-  L.push('  on the main thread; exact central differences computed incrementally (see src/core/fd-engine.ts). Each');
+  L.push('- **numgrad, 1 thread in-process**: `planGradient` (forward pass at θ, sparsity structure), the memo rows');
+  L.push('  in order (`FdEngine.fillRows`), then `FdEngine.shard(0, L)`, on the main thread: exact central differences');
+  L.push('  computed incrementally (see src/core/fd-engine.ts). The local-pool rows run the same schedule on worker');
+  L.push('  threads (src/core/fd-schedule.ts), with the plan made on the main thread. Each');
   L.push('  repetition starts from scratch (new plan, empty memo); one untimed warm-up run goes first (JIT).');
   L.push('');
   L.push(`The runs are interleaved: ${o.textbookRuns} rounds, each one textbook run and its share of every other row's runs,`);
@@ -532,10 +537,15 @@ export async function main(argv: string[]): Promise<number> {
   }
   let rep: Report;
   let evalRep: EvalReport | undefined;
+  let scaling: ScalingReport | undefined;
   try {
     rep = await runBench({
       ...opts,
       afterRows: async (ctx) => {
+        if (threads > 1) {
+          console.log(`local pool, ${threads} threads vs 1 thread: alternating runs in ${quick ? 3 : 5} windows…`);
+          scaling = await benchPoolScaling({ windows: quick ? 3 : 5, pairs: quick ? 5 : 11, threads, seed: ctx.seed }, (l) => console.log(l));
+        }
         if (!existsSync(REFERENCE_PY)) return;
         const env = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
         console.log('evaluation over the 60,000 training images: numgrad pool vs numpy_reference.py loss, interleaved…');
@@ -545,11 +555,11 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     redis?.stop();
   }
-  console.log(summaryLines(rep, evalRep, redis !== undefined).join('\n'));
+  console.log(summaryLines(rep, evalRep, redis !== undefined, scaling).join('\n'));
   if (f.write) {
     const path = join(REPO_ROOT, 'docs/BENCHMARKS.md');
     mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, `${renderMarkdown(rep)}\n${summaryLines(rep, evalRep, redis !== undefined).join('\n')}\n`);
+    writeFileSync(path, `${renderMarkdown(rep)}\n${summaryLines(rep, evalRep, redis !== undefined, scaling).join('\n')}\n`);
     console.log(`wrote ${relative(process.cwd(), path) || path}`);
   }
   return rep.ok ? 0 : 1;
@@ -569,14 +579,15 @@ if (isEntry) {
 }
 
 /** The ratios the issues ask for, from one run's rows, and the evaluation comparison. */
-function summaryLines(rep: Report, ev: EvalReport | undefined, ownRedis: boolean): string[] {
-  const L: string[] = ['## Scaling and the queue', ''];
+function summaryLines(rep: Report, ev: EvalReport | undefined, ownRedis: boolean, scaling: ScalingReport | undefined): string[] {
+  const L: string[] = scaling === undefined ? [] : scalingLines(scaling);
+  L.push('## Scaling and the queue', '');
   const row = (prefix: string): Row | undefined => rep.rows.find((r) => r.name.startsWith(prefix));
   const one = row('numgrad local pool, 1 thread');
   const all = rep.rows.find((r) => r.name.startsWith('numgrad local pool,') && r !== one);
   const q1 = row('numgrad queue, 1 worker process');
   const q2 = row('numgrad queue, 2 worker processes');
-  if (one && all) L.push(`- local pool, all threads vs 1 thread: **${(one.medianSeconds / all.medianSeconds).toFixed(2)}×** faster (${fmtSeconds(one.medianSeconds)} → ${fmtSeconds(all.medianSeconds)}, medians).`);
+  if (one && all) L.push(`- local pool rows above, all threads vs 1 thread: ${(one.medianSeconds / all.medianSeconds).toFixed(2)}× faster (${fmtSeconds(one.medianSeconds)} → ${fmtSeconds(all.medianSeconds)}, medians of the table's runs${scaling === undefined ? '' : '; the alternating windows above are the measurement of this ratio'}).`);
   for (const q of [q1, q2]) {
     if (q === undefined) continue;
     if (all) L.push(`- ${q.name}: ${(q.medianSeconds / all.medianSeconds).toFixed(2)}× the local pool's time (all threads), ${fmtRatio(q.ratioVsTextbook)} the textbook.`);

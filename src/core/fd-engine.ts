@@ -317,10 +317,15 @@ export function planLoss(plan: FdPlan): number {
   return pairwiseSum(losses) / plan.count;
 }
 
-/** The whole gradient on one thread. */
+/**
+ * The whole gradient on one thread: the memo rows first, in row (sample) order, which keeps each
+ * sample's cached activations in cache (rows computed on demand in pixel order jump between
+ * samples), then every coordinate.
+ */
 export function fdGradient(params: Float64Array, batch: Batch, h = DEFAULT_H): Float64Array {
   const engine = new FdEngine(planGradient(params, batch, h));
-  return engine.shard(0, params.length);
+  engine.fillRows(0, engine.rows);
+  return engine.shard(0, params.length) as Float64Array;
 }
 
 /** `gradientShard(params, batch, start, end)`: derivatives for coordinates [start, end). */
