@@ -38,6 +38,7 @@ export class QueueClient {
   private events: QueueEvents | undefined;
   private eventsConn: Connection | undefined;
   private closing: Promise<void> | undefined;
+  private readying: Promise<void> | undefined;
 
   constructor(private readonly opts: QueueClientOptions) {
     checkClusterPrefix(opts.redisUrl, opts.prefix);
@@ -64,11 +65,25 @@ export class QueueClient {
     }
   }
 
+  /**
+   * Every command waits for this first: the producer connection fails fast, so a command issued
+   * before the connection is ready would be rejected. One ping, shared by all callers; a failure is
+   * thrown to each of them and the next call tries again.
+   */
+  private ready(): Promise<void> {
+    this.readying ??= this.ping().catch((err: unknown) => {
+      this.readying = undefined;
+      throw err;
+    });
+    return this.readying;
+  }
+
   redactedUrl(): string {
     return redactUrl(this.opts.redisUrl);
   }
 
   async workersOnline(): Promise<number> {
+    await this.ready();
     return this.shards.getWorkersCount();
   }
 
@@ -88,6 +103,7 @@ export class QueueClient {
 
   /** The gradient at `params` on training samples `indices`: a flow of `shards` fd-shards and a reducer. */
   async gradient(params: Float64Array, indices: Int32Array, h: number, shards = DEFAULT_QUEUE_SHARDS): Promise<{ gradient: Float64Array; loss: number; seconds: number; jobId: string }> {
+    await this.ready();
     const t0 = performance.now();
     const hidden = hiddenFromLength(params.length);
     const events = await this.queueEvents();
@@ -113,6 +129,7 @@ export class QueueClient {
 
   /** Mean cross-entropy and accuracy of `params` over a split, through ce-shards and a reducer. */
   async evaluate(params: Float64Array, split: 'train' | 'test'): Promise<EvaluationResult & { seconds: number }> {
+    await this.ready();
     const t0 = performance.now();
     const events = await this.queueEvents();
     const id = jobId('eval', newId());
@@ -134,6 +151,7 @@ export class QueueClient {
 
   /** Creates a run in Redis and enqueues its step 0; the run then advances on the workers alone. */
   async startRun(cfg: TrainConfig, shards = DEFAULT_QUEUE_SHARDS, id = newId()): Promise<string> {
+    await this.ready();
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new ValidationError('train', '--run-id', 'letters, digits, _ or -, 1–64 characters', id);
     const params = initialParams(cfg);
     const version = await this.store.putParams(params, jobId('run', id, 'step', 0));
@@ -146,16 +164,24 @@ export class QueueClient {
   }
 
   async run(id: string): Promise<RunSummary> {
+    await this.ready();
+    return this.runNow(id);
+  }
+
+  /** run() without waiting for readiness: follow() polls through outages and start-up itself. */
+  private async runNow(id: string): Promise<RunSummary> {
     const r = await this.store.getRun(id);
     if (r === null) throw new ValidationError('run', 'RUN', 'the id of an existing run (see `numgrad runs`)', id);
     return r;
   }
 
-  listRuns(limit?: number): Promise<RunSummary[]> {
+  async listRuns(limit?: number): Promise<RunSummary[]> {
+    await this.ready();
     return this.store.listRuns(limit);
   }
 
   async cancel(id: string): Promise<RunSummary> {
+    await this.ready();
     const r = await this.run(id);
     if (r.state === 'running') await this.store.setState(id, 'cancelled');
     return this.run(id);
@@ -218,6 +244,7 @@ export class QueueClient {
 
   /** The reason a run's current step failed for good, if it did (a shard that failed fails its step). */
   async stepFailure(run: RunSummary): Promise<string | undefined> {
+    await this.ready();
     const job = await this.reduce.getJob(jobId('run', run.id, 'step', run.step));
     if (job !== undefined && (await job.getState()) === 'failed') return this.childReason(job.failedReason);
     return undefined;
@@ -235,7 +262,7 @@ export class QueueClient {
       let run: RunSummary;
       let lines: string[];
       try {
-        run = await this.run(id);
+        run = await this.runNow(id);
         lines = await this.store.metrics(id, seen);
         lastAnswer = Date.now();
       } catch (err) {
@@ -268,6 +295,7 @@ export class QueueClient {
 
   /** Every metrics line with the epoch evaluations merged in (the local backend's metrics.jsonl). */
   async runMetrics(id: string): Promise<StepMetrics[]> {
+    await this.ready();
     const lines = (await this.store.metrics(id)).map((l) => JSON.parse(l) as StepMetrics);
     const evals = await this.store.evals(id);
     return lines.map((m) => {
@@ -282,6 +310,7 @@ export class QueueClient {
 
   /** The run's final params (done), or its current params (running). */
   async runParams(id: string): Promise<Float64Array | null> {
+    await this.ready();
     const fin = await this.store.finalParams(id);
     if (fin !== null) return fin;
     const r = await this.run(id);

@@ -123,7 +123,7 @@ describe.each([
   it('QueueClient.gradient in-process: the same vector, bitwise, and the submitter leaves no snapshot or result behind', async () => {
     const client = new QueueClient({ redisUrl: url, prefix });
     try {
-      await client.ping();
+      // No ping first: the client waits for its fail-fast connection before its first command.
       expect(await client.workersOnline()).toBe(n);
       const r = await client.gradient(filesParams, filesIndices, 1e-4, shards);
       expect(Buffer.from(encodeNpy(r.gradient)).equals(local.files as Buffer)).toBe(true);
