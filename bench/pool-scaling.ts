@@ -104,6 +104,11 @@ export function scalingLines(r: ScalingReport): string[] {
   });
   L.push('');
   L.push(`Median of the windows: **${r.ratio.toFixed(2)}×** faster with ${r.threads} threads; the machine delivered ${r.parallelism.toFixed(2)}× (${((100 * (r.ratio - 1)) / Math.max(1e-9, r.parallelism - 1)).toFixed(0)}% of the possible gain).`);
+  const starved = r.windows.map((w, k) => ({ w, k })).filter(({ w }) => w.parallelism < 0.75 * r.threads);
+  if (starved.length > 0) {
+    L.push('');
+    L.push(`In window${starved.length > 1 ? 's' : ''} ${starved.map(({ k }) => k + 1).join(', ')} the machine itself delivered under ${(0.75 * r.threads).toFixed(1)}×: ${r.threads} fully independent one-thread gradients, sharing nothing, got only ${starved.map(({ w }) => `${w.parallelism.toFixed(2)}×`).join(', ')} the throughput of one, while one thread alone ran fast (${starved.map(({ w }) => ms(median(w.one))).join(', ')}). On this virtual machine the two vCPUs are not always two free cores; no split of the work can beat that ceiling, and the speed-up follows it.`);
+  }
   L.push('');
   return L;
 }
