@@ -1,10 +1,11 @@
-import { createLogger } from '../io/logger.js';
 import type { Config } from '../io/config.js';
 import { redactUrl } from '../io/config.js';
-import { redisAnswers } from '../io/redis.js';
-import { QueueWorker } from '../workers/queue-worker.js';
+import type { QueueWorker } from '../workers/queue-worker.js';
 import type { Output } from './output.js';
-import { QueueClient } from './queue-client.js';
+import type { QueueClient } from './queue-client.js';
+
+// The queue's modules (BullMQ, ioredis, pino: ~60 MB resident) are imported when the queue is
+// used, so a local run — `--backend local`, or `npm start` without Redis — does not carry them.
 
 export type BackendChoice = 'auto' | 'local' | 'queue';
 
@@ -28,13 +29,15 @@ export async function resolveBackend(choice: BackendChoice, cfg: Config, out: Ou
   const where = redactUrl(cfg.redisUrl);
   if (choice === 'local') return { kind: 'local', close: async () => undefined };
   if (choice === 'auto') {
+    const { redisAnswers } = await import('../io/redis.js');
     const probe = await redisAnswers(cfg.redisUrl);
     if (!probe.ok) {
       out.error(`backend: local (Redis at ${where} does not answer${probe.error ? `: ${probe.error}` : ''})`);
       return { kind: 'local', close: async () => undefined };
     }
   }
-  const client = new QueueClient({ redisUrl: cfg.redisUrl, prefix: cfg.prefix });
+  const queueClient = await import('./queue-client.js');
+  const client = new queueClient.QueueClient({ redisUrl: cfg.redisUrl, prefix: cfg.prefix });
   try {
     await client.ping();
   } catch (err) {
@@ -45,7 +48,8 @@ export async function resolveBackend(choice: BackendChoice, cfg: Config, out: Ou
   let worker: QueueWorker | undefined;
   const online = await client.workersOnline();
   if (online === 0 && (choice === 'auto' || opts.inProcessWorker)) {
-    worker = new QueueWorker({ redisUrl: cfg.redisUrl, prefix: cfg.prefix, threads: cfg.threads, mnistDir: cfg.mnistDir, logger: createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 'numgrad-worker') });
+    const [queueWorker, { createLogger }] = await Promise.all([import('../workers/queue-worker.js'), import('../io/logger.js')]);
+    worker = new queueWorker.QueueWorker({ redisUrl: cfg.redisUrl, prefix: cfg.prefix, threads: cfg.threads, mnistDir: cfg.mnistDir, logger: createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 'numgrad-worker') });
     await worker.ready();
     out.error(`backend: queue at ${where} (prefix ${cfg.prefix}); no worker was online, so this process runs one with ${cfg.threads} thread(s)`);
   } else if (online === 0) {

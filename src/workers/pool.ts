@@ -41,13 +41,9 @@ export interface EvaluationResult {
 }
 
 let nextPlanId = 1;
-const SPARE_BUFFERS = 2;
+/** Spare shared buffers a pool keeps: a plan and a workspace for each of two gradients in flight. */
+const SPARE_BUFFERS = 4;
 
-function shareInt32(a: Int32Array): Int32Array {
-  const out = new Int32Array(new SharedArrayBuffer(a.byteLength));
-  out.set(a);
-  return out;
-}
 
 /** A gradient whose plan is on the threads' shared memory, ready for shards. */
 export interface PreparedGradient {
@@ -110,10 +106,18 @@ export class LocalPool {
     return { planId: nextPlanId++, buffer, coords: params.length, hidden: plan.hidden, rows: plan.rowSample.length, loss: planLoss(plan) };
   }
 
+  /** A spare buffer of at least `bytes` (the smallest that fits), or a new one with room to spare. */
   private takeBuffer(bytes: number): SharedArrayBuffer {
-    const k = this.spare.findIndex((b) => b.byteLength >= bytes);
-    if (k >= 0) return this.spare.splice(k, 1)[0];
+    let best = -1;
+    for (let k = 0; k < this.spare.length; k++) {
+      if (this.spare[k].byteLength >= bytes && (best < 0 || this.spare[k].byteLength < this.spare[best].byteLength)) best = k;
+    }
+    if (best >= 0) return this.spare.splice(best, 1)[0];
     return new SharedArrayBuffer(Math.ceil((bytes * 1.25) / 8) * 8); // room for the next batches' memo
+  }
+
+  private giveBack(buffer: SharedArrayBuffer): void {
+    if (this.spare.length < SPARE_BUFFERS && !this.spare.includes(buffer)) this.spare.push(buffer);
   }
 
   /**
@@ -121,7 +125,7 @@ export class LocalPool {
    * every task of the gradient has finished (not after a failure, when another may still run).
    */
   releaseGradient(g: PreparedGradient): void {
-    if (this.spare.length < SPARE_BUFFERS && !this.spare.includes(g.buffer)) this.spare.push(g.buffer);
+    this.giveBack(g.buffer);
   }
 
   /** Derivatives for coordinates [start, end) of a prepared gradient, on a pool thread. */
@@ -139,19 +143,30 @@ export class LocalPool {
   async gradientRange(g: PreparedGradient, start: number, end: number): Promise<{ values: Float64Array; shards: number; units: number }> {
     const schedule = scheduleGradient(g.hidden, g.rows, start, end, this.threads, this.opts.gradientShardSize);
     const units = scheduleLength(schedule);
+    // One buffer per gradient for the counter, the output and the schedule, reused like the plan's:
+    // a buffer shared with the threads lives until every thread's GC lets go of it, and threads
+    // that allocate little collect rarely, so a fresh one per gradient would pile up.
+    const coords = end - start;
+    const bytes = 8 + 8 * coords + 4 * schedule.length;
+    const buffer = this.takeBuffer(bytes);
     const task: FdClaimTask = {
       planId: g.planId, plan: g.buffer, base: start,
-      schedule: shareInt32(schedule),
-      next: new Int32Array(new SharedArrayBuffer(4)),
-      out: new Float64Array(new SharedArrayBuffer(8 * (end - start))),
+      next: new Int32Array(buffer, 0, 1),
+      out: new Float64Array(buffer, 8, coords),
+      schedule: new Int32Array(buffer, 8 + 8 * coords, schedule.length),
     };
+    task.next[0] = 0;
+    task.schedule.set(schedule);
     const runs = Array.from({ length: Math.min(this.threads, units) }, async () => (await this.pool.run(task, { name: 'fdClaim' })) as number);
     const ran = (await Promise.all(runs)).reduce((a, b) => a + b, 0);
     if (ran !== units) throw new Error(`gradientRange: ${ran} of ${units} units ran`);
     let shards = 0;
     for (let u = 0; u < units; u++) if (schedule[3 * u] === UNIT_COORDS) shards++;
-    return { values: task.out.slice(), shards, units };
+    const values = task.out.slice();
+    this.giveBack(buffer);
+    return { values, shards, units };
   }
+
 
   /** The gradient at `params` on the training samples `indices`, by central differences. */
   async gradient(params: Float64Array, indices: ArrayLike<number>, h?: number): Promise<GradientResult> {

@@ -1,12 +1,18 @@
 import type { Command } from 'commander';
-import { type Dashboard, startDashboard } from '../../dashboard/server.js';
+import type { Dashboard, DashboardOptions } from '../../dashboard/server.js';
 import type { Config } from '../../io/config.js';
 import { redactUrl } from '../../io/config.js';
-import { createLogger } from '../../io/logger.js';
 import { intOption } from '../options.js';
 import type { Output } from '../output.js';
 
 const OP = 'numgrad dashboard';
+
+/** fastify, bull-board and prom-client (~40 MB resident) load only when a dashboard starts. */
+async function start(opts: Omit<DashboardOptions, 'logger'>, level: string): Promise<{ d: Dashboard; logger: DashboardOptions['logger'] }> {
+  const [{ startDashboard }, { createLogger }] = await Promise.all([import('../../dashboard/server.js'), import('../../io/logger.js')]);
+  const logger = createLogger(level, 'numgrad-dashboard');
+  return { d: await startDashboard({ ...opts, logger }), logger };
+}
 
 /** The address line both `numgrad dashboard` and `npm start` print. */
 function announce(out: Output, d: Dashboard): void {
@@ -23,8 +29,7 @@ export function registerDashboard(program: Command, out: Output, config: () => C
     .action(async (flags: { port: string; host: string; allowActions?: boolean }) => {
       const cfg = config();
       const port = intOption(OP, '--port', flags.port, 0, 65_535);
-      const logger = createLogger(cfg.logLevel, 'numgrad-dashboard');
-      const d = await startDashboard({ config: cfg, port, host: flags.host, allowActions: flags.allowActions === true, logger });
+      const { d, logger } = await start({ config: cfg, port, host: flags.host, allowActions: flags.allowActions === true }, cfg.logLevel);
       announce(out, d);
       out.line(`dashboard: reading Redis at ${redactUrl(cfg.redisUrl)} (prefix ${cfg.prefix}); Ctrl-C stops`);
       await new Promise<void>((resolve) => {
@@ -42,7 +47,7 @@ export function registerDashboard(program: Command, out: Output, config: () => C
  */
 export async function dashboardAlongside(cfg: Config, out: Output): Promise<{ close(): Promise<void> }> {
   try {
-    const d = await startDashboard({ config: cfg, port: 3000, portTries: 20, host: '127.0.0.1', allowActions: false, logger: createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 'numgrad-dashboard') });
+    const { d } = await start({ config: cfg, port: 3000, portTries: 20, host: '127.0.0.1', allowActions: false }, cfg.logLevel === 'info' ? 'warn' : cfg.logLevel);
     announce(out, d);
     return d;
   } catch (err) {

@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
 import type { Config } from '../../io/config.js';
 import type { Output } from '../output.js';
-import { QueueClient } from '../queue-client.js';
+import type { QueueClient } from '../queue-client.js';
 import { followRun } from './train.js';
 
 async function withClient<T>(config: Config, f: (c: QueueClient) => Promise<T>): Promise<T> {
-  const client = new QueueClient({ redisUrl: config.redisUrl, prefix: config.prefix });
+  const queueClient = await import('../queue-client.js'); // BullMQ only when a command needs it
+  const client = new queueClient.QueueClient({ redisUrl: config.redisUrl, prefix: config.prefix });
   try {
     await client.ping();
     return await f(client);

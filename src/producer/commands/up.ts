@@ -1,11 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { Queue } from 'bullmq';
 import type { Command } from 'commander';
-import { QUEUES } from '../../core/contract.js';
 import { NumgradError } from '../../core/errors.js';
 import { type Config, ENV, redactUrl } from '../../io/config.js';
-import { connect, redisAnswers } from '../../io/redis.js';
 import { compiledSibling } from '../../workers/compiled-path.js';
 import { intOption } from '../options.js';
 import type { Output } from '../output.js';
@@ -24,6 +21,7 @@ interface UpFlags {
 
 /** Resolves when `count` workers listen on the shards queue (false after `timeoutMs`). */
 async function waitForWorkers(cfg: Config, count: number, timeoutMs: number, gaveUp: () => boolean): Promise<boolean> {
+  const [{ Queue }, { connect }, { QUEUES }] = await Promise.all([import('bullmq'), import('../../io/redis.js'), import('../../core/contract.js')]);
   const conn = connect(cfg.redisUrl, 'producer');
   // skipMetasUpdate: an observer must not rewrite the queue's meta.
   const q = new Queue(QUEUES.shards, { connection: conn, prefix: cfg.prefix, skipMetasUpdate: true });
@@ -53,6 +51,7 @@ export async function runUp(flags: UpFlags, out: Output, cfg: Config, env: NodeJ
   const threads = flags.threads === undefined ? Math.max(1, Math.floor(availableParallelism() / workers)) : intOption(OP, '--threads', flags.threads, 1, 256);
   const port = intOption(OP, '--dashboard-port', flags.dashboardPort, 1, 65_535);
   const graceMs = intOption(OP, '--grace', flags.grace, 0) * 1000;
+  const { redisAnswers } = await import('../../io/redis.js');
   const redis = await redisAnswers(cfg.redisUrl, 2_000);
   if (!redis.ok) {
     throw new NumgradError(`${OP}: Redis at ${redactUrl(cfg.redisUrl)} does not answer (${redis.error ?? 'no PONG'}); start one (\`redis-server\`, or \`docker compose up -d redis\` with its port published) or pass --redis / ${ENV.redisUrl}`);

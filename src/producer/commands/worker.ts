@@ -2,8 +2,6 @@ import type { Command } from 'commander';
 import { NumgradError } from '../../core/errors.js';
 import type { Config } from '../../io/config.js';
 import { redactUrl } from '../../io/config.js';
-import { createLogger } from '../../io/logger.js';
-import { QueueWorker } from '../../workers/queue-worker.js';
 import { intOption } from '../options.js';
 
 export function registerWorker(program: Command, config: () => Config): void {
@@ -18,6 +16,7 @@ export function registerWorker(program: Command, config: () => Config): void {
     .action(async (flags: { threads?: string; concurrency?: string; reducer: boolean; lockDuration: string; stalledInterval: string }) => {
       const cfg = config();
       const threads = flags.threads === undefined ? cfg.threads : intOption('numgrad worker', '--threads', flags.threads, 1, 256);
+      const [{ createLogger }, { QueueWorker }] = await Promise.all([import('../../io/logger.js'), import('../../workers/queue-worker.js')]);
       const logger = createLogger(cfg.logLevel, 'numgrad-worker');
       let onFatal: (message: string) => void = () => undefined;
       const fatal = new Promise<string>((resolve) => (onFatal = resolve));
