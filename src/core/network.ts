@@ -28,6 +28,19 @@ export function checkFinite(op: string, params: Float64Array, field = 'params'):
 }
 
 /** Forward pass of samples [start, end): hidden activations z (n×H) and logits a2 (n×10). */
+/** Room for the activations of up to `samples` samples: forward() can reuse it instead of allocating. */
+export interface ForwardBuffers {
+  readonly a1: Float64Array;
+  readonly z: Float64Array;
+  readonly a2: Float64Array;
+  readonly e: Float64Array;
+  readonly S: Float64Array;
+}
+
+export function forwardBuffers(samples: number, hidden: number): ForwardBuffers {
+  return { a1: new Float64Array(samples * hidden), z: new Float64Array(samples * hidden), a2: new Float64Array(samples * CLASSES), e: new Float64Array(samples * CLASSES), S: new Float64Array(samples) };
+}
+
 export interface Forward {
   readonly count: number;
   readonly hidden: number;
@@ -56,13 +69,14 @@ export function setLayer1Backend(backend: Layer1Backend): Layer1Backend {
  * a1 = x·W1 + b1 summed over the non-zero pixels in increasing pixel order (a zero pixel adds
  * exactly ±0, so skipping it changes no bit), z = sigmoid(a1), a2 = z·W2 + b2.
  */
-export function forward(params: Float64Array, batch: Batch, start = 0, end = batch.count): Forward {
+export function forward(params: Float64Array, batch: Batch, start = 0, end = batch.count, buffers?: ForwardBuffers): Forward {
   const H = hiddenFromLength(params.length);
   const l = layout(H);
   const n = end - start;
-  const a1 = new Float64Array(n * H);
-  const z = new Float64Array(n * H);
-  const a2 = new Float64Array(n * CLASSES);
+  // Reused buffers start from +0 like fresh ones (a1 accumulates; z and a2 are assigned).
+  const a1 = buffers === undefined ? new Float64Array(n * H) : buffers.a1.subarray(0, n * H).fill(0);
+  const z = buffers === undefined ? new Float64Array(n * H) : buffers.z.subarray(0, n * H);
+  const a2 = buffers === undefined ? new Float64Array(n * CLASSES) : buffers.a2.subarray(0, n * CLASSES);
   const px = batch.pixels;
   const kernel = layer1Backend === 'js' || (layer1Backend === 'auto' && n < WASM_MIN_SAMPLES) ? undefined : sharedLayer1Kernel();
   if (kernel !== undefined) {
@@ -139,9 +153,9 @@ export function axpy(y: Float64Array, o: number, x: number, w: Float64Array, k: 
  * The softmax's parts per sample: e = exp(a2 − max a2) (rows of 10) and their row sums S, so that
  * y = e/S. The finite-difference engine caches exactly these, so its loss at θ is this one, bit for bit.
  */
-export function softmaxParts(f: Forward): { e: Float64Array; S: Float64Array } {
-  const e = new Float64Array(f.count * CLASSES);
-  const S = new Float64Array(f.count);
+export function softmaxParts(f: Forward, buffers?: ForwardBuffers): { e: Float64Array; S: Float64Array } {
+  const e = buffers === undefined ? new Float64Array(f.count * CLASSES) : buffers.e.subarray(0, f.count * CLASSES);
+  const S = buffers === undefined ? new Float64Array(f.count) : buffers.S.subarray(0, f.count);
   for (let s = 0; s < f.count; s++) {
     const q = s * CLASSES;
     let m = -Infinity;
@@ -158,8 +172,8 @@ export function softmaxParts(f: Forward): { e: Float64Array; S: Float64Array } {
 }
 
 /** Softmax probabilities of every sample (rows of 10), max-subtracted. */
-export function probabilities(f: Forward): Float64Array {
-  const { e: y, S } = softmaxParts(f);
+export function probabilities(f: Forward, buffers?: ForwardBuffers): Float64Array {
+  const { e: y, S } = softmaxParts(f, buffers);
   for (let s = 0; s < f.count; s++) {
     for (let k = 0; k < CLASSES; k++) y[s * CLASSES + k] /= S[s];
   }
@@ -170,11 +184,13 @@ export function probabilities(f: Forward): Float64Array {
 export function sampleLosses(params: Float64Array, batch: Batch, start = 0, end = batch.count): { losses: Float64Array; correct: number } {
   const losses = new Float64Array(Math.max(0, end - start));
   let correct = 0;
-  // Blocks of samples: each sample's loss is its own forward pass, so blocking changes no bit, and
-  // the activations of a 30,000-sample shard never exist at once (~27 MB per block of them).
+  // Blocks of samples in one set of buffers: each sample's loss is its own forward pass, so blocking
+  // changes no bit, and a 30,000-sample shard neither holds ~27 MB of activations at once nor leaves
+  // that much garbage behind per call (threads that allocate little collect it late).
+  const buffers = forwardBuffers(Math.min(LOSS_BLOCK, Math.max(0, end - start)), hiddenFromLength(params.length));
   for (let a = start; a < end; a += LOSS_BLOCK) {
     const b = Math.min(end, a + LOSS_BLOCK);
-    const y = probabilities(forward(params, batch, a, b));
+    const y = probabilities(forward(params, batch, a, b, buffers), buffers);
     for (let s = 0; s < b - a; s++) {
       const q = s * CLASSES;
       const t = batch.labels[a + s];

@@ -37,10 +37,20 @@ export interface QueueWorkerOptions {
   readonly onFatal?: (message: string) => void;
 }
 
+interface PlanEntry {
+  readonly prep: PreparedGradient;
+  users: number;
+  evicted: boolean;
+  released: boolean;
+}
+
 /** A tiny LRU of promises, so concurrent jobs of one step share one load or one plan. */
 class Lru<V> {
   private readonly map = new Map<string, Promise<V>>();
-  constructor(private readonly size: number) {}
+  constructor(
+    private readonly size: number,
+    private readonly onEvict: (value: Promise<V>) => void = () => undefined,
+  ) {}
   get(key: string, make: () => Promise<V>): Promise<V> {
     let p = this.map.get(key);
     if (p !== undefined) {
@@ -51,7 +61,11 @@ class Lru<V> {
     p = make();
     p.catch(() => this.map.delete(key));
     this.map.set(key, p);
-    while (this.map.size > this.size) this.map.delete(this.map.keys().next().value as string);
+    while (this.map.size > this.size) {
+      const oldest = this.map.keys().next().value as string;
+      this.onEvict(this.map.get(oldest) as Promise<V>);
+      this.map.delete(oldest);
+    }
     return p;
   }
 }
@@ -70,7 +84,18 @@ export class QueueWorker {
   private readonly reduceQueue: Queue;
   private readonly workers: Worker[] = [];
   private readonly paramsCache = new Lru<{ params: Float64Array; shared: SharedArrayBuffer }>(6);
-  private readonly plans = new Lru<PreparedGradient>(4);
+  /**
+   * Plans of recent gradients (several shards of one gradient share one). A plan's shared buffer
+   * goes back to the pool for reuse once it has left the cache and no shard uses it: left to the
+   * GC, these ~3 MB buffers outlive their use by a long way (the threads, which allocate little,
+   * collect rarely and hold them until they do), and a long run piled up gigabytes.
+   */
+  private readonly plans = new Lru<PlanEntry>(4, (p) => {
+    p.then((e) => {
+      e.evicted = true;
+      this.releaseIfIdle(e);
+    }, () => undefined);
+  });
   private closing: Promise<void> | undefined;
   /** Shards completed by this process (for metrics and logs). */
   shardsDone = 0;
@@ -177,9 +202,28 @@ export class QueueWorker {
 
   private async fdShard(d: FdShardData): Promise<FdShardResult> {
     const { params } = await this.loadParams(d.params, d.hidden);
-    const prep = await this.plans.get(`${d.params}|${batchKey(d.batch)}|${d.h}`, async () => this.pool.prepareGradient(params, batchIndices(d.batch, TRAIN_SIZE), d.h));
-    const g = await this.pool.gradientShard(prep, d.start, d.end);
-    return { start: d.start, end: d.end, data: f64ToBase64(g), ...(d.start === 0 ? { loss: prep.loss } : {}) };
+    const key = `${d.params}|${batchKey(d.batch)}|${d.h}`;
+    let entry: PlanEntry;
+    for (;;) {
+      entry = await this.plans.get(key, async () => ({ prep: this.pool.prepareGradient(params, batchIndices(d.batch, TRAIN_SIZE), d.h), users: 0, evicted: false, released: false }));
+      // Evicted and handed back between the lookup and here: the next lookup makes it again.
+      if (!entry.released) break;
+    }
+    entry.users++;
+    try {
+      const g = await this.pool.gradientShard(entry.prep, d.start, d.end);
+      return { start: d.start, end: d.end, data: f64ToBase64(g), ...(d.start === 0 ? { loss: entry.prep.loss } : {}) };
+    } finally {
+      entry.users--;
+      this.releaseIfIdle(entry);
+    }
+  }
+
+  /** A plan no longer cached and no longer in use: its buffer is the pool's again. */
+  private releaseIfIdle(e: PlanEntry): void {
+    if (!e.evicted || e.users > 0 || e.released) return;
+    e.released = true;
+    this.pool.releaseGradient(e.prep);
   }
 
   private async ceShard(d: CeShardData): Promise<CeShardResult> {
