@@ -10,13 +10,14 @@
  *   node dist/bench/pool-scaling.js [--windows 3] [--pairs 11] [--threads 2]
  */
 import { availableParallelism, loadavg } from 'node:os';
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { gatherBatch } from '../src/core/dataset.js';
 import { initParams } from '../src/core/network.js';
 import { Rng, miniBatchIndices } from '../src/core/prng.js';
 import { loadMnist } from '../src/io/mnist.js';
 import { intOption } from '../src/producer/options.js';
 import { LocalPool } from '../src/workers/pool.js';
+import { parseFlags, runIfEntry } from './entry.js';
 
 export interface ScalingWindow {
   /** Seconds per gradient: 1-thread pool, N-thread pool, and N one-thread pools at once (wall). */
@@ -118,14 +119,9 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('pool-scaling')
     .option('--windows <n>', 'windows (each gives one ratio of medians)', '3')
     .option('--pairs <n>', 'alternating 1-thread / N-thread gradients per window', '11')
-    .option('--threads <n>', 'threads of the larger pool', String(Math.max(2, availableParallelism())))
-    .exitOverride();
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    throw err;
-  }
+    .option('--threads <n>', 'threads of the larger pool', String(Math.max(2, availableParallelism())));
+  const usage = parseFlags(program, argv);
+  if (usage !== undefined) return usage;
   const f = program.opts<{ windows: string; pairs: string; threads: string }>();
   const r = await benchPoolScaling(
     { windows: intOption(OP, '--windows', f.windows, 1, 100), pairs: intOption(OP, '--pairs', f.pairs, 1, 1000), threads: intOption(OP, '--threads', f.threads, 2, 256) },
@@ -135,15 +131,4 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-const entry = process.argv[1];
-if (entry !== undefined && import.meta.url === new URL(`file://${entry}`).href) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      console.error(`bench:pool: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      process.exitCode = 1;
-    },
-  );
-}
+runIfEntry(import.meta.url, 'bench:pool', main);

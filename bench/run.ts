@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { type Batch, gatherBatch } from '../src/core/dataset.js';
 import { FdEngine, fdGradient, planGradient } from '../src/core/fd-engine.js';
 import { analyticGradient, initParams } from '../src/core/network.js';
@@ -28,6 +28,7 @@ import { intOption } from '../src/producer/options.js';
 import { allThreads, localPoolContender, queueContender, startRedis } from './contenders.js';
 import { type EvalReport, benchEvaluation } from './evaluation.js';
 import { type ScalingReport, benchPoolScaling, scalingLines } from './pool-scaling.js';
+import { parseFlags, runIfEntry } from './entry.js';
 
 /** The repository root (this file runs as dist/bench/run.js). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -505,14 +506,9 @@ export async function main(argv: string[]): Promise<number> {
     .option('--seed <s>', 'seed of the params and the batch', '0')
     .option('--numpy-threads <n>', "BLAS threads for numpy, or 'default' for numpy's own choice", '1')
     .option('--quick', 'fewer repetitions and 500 textbook coordinates')
-    .option('--no-write', 'do not write docs/BENCHMARKS.md')
-    .exitOverride();
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    throw err;
-  }
+    .option('--no-write', 'do not write docs/BENCHMARKS.md');
+  const usage = parseFlags(program, argv);
+  if (usage !== undefined) return usage;
   const f = program.opts<{ runs: string; textbookRuns: string; textbookCoords: string; seed: string; numpyThreads: string; quick?: boolean; write: boolean }>();
   const quick = f.quick === true;
   const given = (name: string): boolean => argv.some((a) => a === name || a.startsWith(`${name}=`));
@@ -565,18 +561,7 @@ export async function main(argv: string[]): Promise<number> {
   return rep.ok ? 0 : 1;
 }
 
-const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(`file://${resolve(process.argv[1])}`).href;
-if (isEntry) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      console.error(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      process.exitCode = 1;
-    },
-  );
-}
+runIfEntry(import.meta.url, 'bench', main);
 
 /** The ratios the issues ask for, from one run's rows, and the evaluation comparison. */
 function summaryLines(rep: Report, ev: EvalReport | undefined, ownRedis: boolean, scaling: ScalingReport | undefined): string[] {

@@ -24,7 +24,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { gatherBatch } from '../src/core/dataset.js';
@@ -40,6 +40,7 @@ import { jobId, trainStepFlow } from '../src/workers/flows.js';
 import { Keys } from '../src/workers/keys.js';
 import { LocalPool } from '../src/workers/pool.js';
 import { REPO, startRedis } from './contenders.js';
+import { runIfEntry } from './entry.js';
 
 const CLI = join(REPO, 'dist/src/producer/cli.js');
 
@@ -810,15 +811,4 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(`file://${resolve(process.argv[1])}`).href;
-if (isEntry) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      console.error(`bench:scaling: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      process.exitCode = 1;
-    },
-  );
-}
+runIfEntry(import.meta.url, 'bench:scaling', main);
