@@ -1,11 +1,17 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { QueueClient } from '../../src/producer/queue-client.js';
-import { redisUrl } from '../helpers/redis.js';
+import { cleanup, keysUnder, redisUrl, uniquePrefix } from '../helpers/redis.js';
+
+const prefix = uniquePrefix();
+afterAll(async () => {
+  const url = await redisUrl();
+  await cleanup(prefix, url);
+  expect(await keysUnder(url, prefix)).toEqual([]);
+});
 
 describe('QueueClient readiness', () => {
   it('a new client waits for its fail-fast connection: commands issued at once succeed', async () => {
     const url = await redisUrl();
-    const prefix = `ngtest-ready-${process.pid}-${Date.now()}`;
     for (let k = 0; k < 5; k++) {
       const client = new QueueClient({ redisUrl: url, prefix });
       try {
