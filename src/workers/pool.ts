@@ -69,8 +69,10 @@ export class LocalPool {
   private readonly opts: PoolOptions;
   private closing: Promise<void> | undefined;
   /**
-   * Plan buffers of finished gradients, kept for the next ones: a fresh ~3 MB SharedArrayBuffer per
-   * gradient costs an allocation, and the threads then take a page fault on every 4 KiB of memo.
+   * Shared buffers of finished gradients (plans, workspaces), kept for the next ones: a fresh ~3 MB
+   * plan per gradient costs an allocation and a page fault on every 4 KiB of memo, and a buffer
+   * shared with the threads is freed only after every thread's GC has let go of it, which threads
+   * that allocate little do late.
    */
   private readonly spare: SharedArrayBuffer[] = [];
 
@@ -166,7 +168,6 @@ export class LocalPool {
     this.giveBack(buffer);
     return { values, shards, units };
   }
-
 
   /** The gradient at `params` on the training samples `indices`, by central differences. */
   async gradient(params: Float64Array, indices: ArrayLike<number>, h?: number): Promise<GradientResult> {
