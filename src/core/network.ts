@@ -27,7 +27,6 @@ export function checkFinite(op: string, params: Float64Array, field = 'params'):
   }
 }
 
-/** Forward pass of samples [start, end): hidden activations z (n×H) and logits a2 (n×10). */
 /** Room for the activations of up to `samples` samples: forward() can reuse it instead of allocating. */
 export interface ForwardBuffers {
   readonly a1: Float64Array;
@@ -41,6 +40,13 @@ export function forwardBuffers(samples: number, hidden: number): ForwardBuffers 
   return { a1: new Float64Array(samples * hidden), z: new Float64Array(samples * hidden), a2: new Float64Array(samples * CLASSES), e: new Float64Array(samples * CLASSES), S: new Float64Array(samples) };
 }
 
+/** Buffers too small for n samples would lose writes past their end (a typed array ignores them). */
+function checkBuffers(op: string, b: ForwardBuffers, n: number, H: number): void {
+  const need: [keyof ForwardBuffers, number][] = [['a1', n * H], ['z', n * H], ['a2', n * CLASSES], ['e', n * CLASSES], ['S', n]];
+  for (const [k, len] of need) if (b[k].length < len) throw new ValidationError(op, `buffers.${k}`, `of length ≥ ${len} for ${n} samples`, b[k].length);
+}
+
+/** Forward pass of samples [start, end): hidden activations z (n×H) and logits a2 (n×10). */
 export interface Forward {
   readonly count: number;
   readonly hidden: number;
@@ -74,6 +80,7 @@ export function forward(params: Float64Array, batch: Batch, start = 0, end = bat
   const l = layout(H);
   const n = end - start;
   // Reused buffers start from +0 like fresh ones (a1 accumulates; z and a2 are assigned).
+  if (buffers !== undefined) checkBuffers('forward', buffers, n, H);
   const a1 = buffers === undefined ? new Float64Array(n * H) : buffers.a1.subarray(0, n * H).fill(0);
   const z = buffers === undefined ? new Float64Array(n * H) : buffers.z.subarray(0, n * H);
   const a2 = buffers === undefined ? new Float64Array(n * CLASSES) : buffers.a2.subarray(0, n * CLASSES);
@@ -154,6 +161,7 @@ export function axpy(y: Float64Array, o: number, x: number, w: Float64Array, k: 
  * y = e/S. The finite-difference engine caches exactly these, so its loss at θ is this one, bit for bit.
  */
 export function softmaxParts(f: Forward, buffers?: ForwardBuffers): { e: Float64Array; S: Float64Array } {
+  if (buffers !== undefined) checkBuffers('softmaxParts', buffers, f.count, f.hidden);
   const e = buffers === undefined ? new Float64Array(f.count * CLASSES) : buffers.e.subarray(0, f.count * CLASSES);
   const S = buffers === undefined ? new Float64Array(f.count) : buffers.S.subarray(0, f.count);
   for (let s = 0; s < f.count; s++) {

@@ -38,24 +38,25 @@ export async function resolveBackend(choice: BackendChoice, cfg: Config, out: Ou
   }
   const queueClient = await import('./queue-client.js');
   const client = new queueClient.QueueClient({ redisUrl: cfg.redisUrl, prefix: cfg.prefix });
+  let worker: QueueWorker | undefined;
   try {
     await client.ping();
+    const online = await client.workersOnline();
+    if (online === 0 && (choice === 'auto' || opts.inProcessWorker)) {
+      const [queueWorker, { createLogger }] = await Promise.all([import('../workers/queue-worker.js'), import('../io/logger.js')]);
+      worker = new queueWorker.QueueWorker({ redisUrl: cfg.redisUrl, prefix: cfg.prefix, threads: cfg.threads, mnistDir: cfg.mnistDir, logger: createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 'numgrad-worker') });
+      await worker.ready();
+      out.error(`backend: queue at ${where} (prefix ${cfg.prefix}); no worker was online, so this process runs one with ${cfg.threads} thread(s)`);
+    } else if (online === 0) {
+      out.error(`backend: queue at ${where} (prefix ${cfg.prefix}); no worker is online — start one with \`numgrad worker\`; waiting for it…`);
+    } else {
+      out.error(`backend: queue at ${where} (prefix ${cfg.prefix}), ${online} worker process(es) online`);
+    }
   } catch (err) {
-    // An open client reconnects forever and keeps the process alive after the error is printed.
+    // An open client (or worker) reconnects forever and keeps the process alive after the error is printed.
     await client.close();
+    await worker?.close();
     throw err;
-  }
-  let worker: QueueWorker | undefined;
-  const online = await client.workersOnline();
-  if (online === 0 && (choice === 'auto' || opts.inProcessWorker)) {
-    const [queueWorker, { createLogger }] = await Promise.all([import('../workers/queue-worker.js'), import('../io/logger.js')]);
-    worker = new queueWorker.QueueWorker({ redisUrl: cfg.redisUrl, prefix: cfg.prefix, threads: cfg.threads, mnistDir: cfg.mnistDir, logger: createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 'numgrad-worker') });
-    await worker.ready();
-    out.error(`backend: queue at ${where} (prefix ${cfg.prefix}); no worker was online, so this process runs one with ${cfg.threads} thread(s)`);
-  } else if (online === 0) {
-    out.error(`backend: queue at ${where} (prefix ${cfg.prefix}); no worker is online — start one with \`numgrad worker\`; waiting for it…`);
-  } else {
-    out.error(`backend: queue at ${where} (prefix ${cfg.prefix}), ${online} worker process(es) online`);
   }
   return {
     kind: 'queue',

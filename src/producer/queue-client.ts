@@ -59,6 +59,7 @@ export class QueueClient {
     try {
       await waitReady(this.conn, timeoutMs, true);
       await this.conn.ping();
+      this.readying ??= Promise.resolve(); // commands need not ping again
     } catch (err) {
       if (isAuthError(err)) throw new NumgradError(`Redis at ${this.redactedUrl()} refused the credentials (check the password in --redis / REDIS_URL): ${sanitize(err, this.opts.redisUrl)}`);
       throw new NumgradError(`Redis at ${this.redactedUrl()} does not answer: ${sanitize(err, this.opts.redisUrl)}`);
@@ -282,10 +283,15 @@ export class QueueClient {
       seen += lines.length;
       if (run.state !== 'running' || shouldStop()) return run;
       if (Date.now() - lastProgress > 5_000) {
-        const reason = await this.stepFailure(run);
-        if (reason !== undefined) {
-          await this.store.setState(id, 'failed', reason);
-          return this.run(id);
+        try {
+          const reason = await this.stepFailure(run);
+          if (reason !== undefined) {
+            await this.store.setState(id, 'failed', reason);
+            return await this.runNow(id);
+          }
+        } catch (err) {
+          // As for the polls above: Redis going away mid-check is waited out by the next polls.
+          if (err instanceof NumgradError || this.conn.status === 'ready') throw err;
         }
         lastProgress = Date.now();
       }

@@ -75,6 +75,8 @@ export class LocalPool {
    * that allocate little do late.
    */
   private readonly spare: SharedArrayBuffer[] = [];
+  /** Buffers handed out and not yet given back: a second release of one is ignored, not shared twice. */
+  private readonly lent = new WeakSet<SharedArrayBuffer>();
 
   constructor(opts: PoolOptions = {}) {
     const threads = opts.threads ?? Math.max(1, availableParallelism());
@@ -114,12 +116,14 @@ export class LocalPool {
     for (let k = 0; k < this.spare.length; k++) {
       if (this.spare[k].byteLength >= bytes && (best < 0 || this.spare[k].byteLength < this.spare[best].byteLength)) best = k;
     }
-    if (best >= 0) return this.spare.splice(best, 1)[0];
-    return new SharedArrayBuffer(Math.ceil((bytes * 1.25) / 8) * 8); // room for the next batches' memo
+    const buffer = best >= 0 ? this.spare.splice(best, 1)[0] : new SharedArrayBuffer(Math.ceil((bytes * 1.25) / 8) * 8); // room for the next batches' memo
+    this.lent.add(buffer);
+    return buffer;
   }
 
   private giveBack(buffer: SharedArrayBuffer): void {
-    if (this.spare.length < SPARE_BUFFERS && !this.spare.includes(buffer)) this.spare.push(buffer);
+    if (!this.lent.delete(buffer)) return;
+    if (this.spare.length < SPARE_BUFFERS) this.spare.push(buffer);
   }
 
   /**

@@ -43,6 +43,16 @@ describe('local pool: bitwise determinism', () => {
     }
   });
 
+  it('a prepared gradient released twice is not handed to two later gradients at once', () => {
+    const p = pool(1);
+    const g = p.prepareGradient(params, indices);
+    p.releaseGradient(g);
+    p.releaseGradient(g); // a caller's mistake: must not put the buffer on the spare list twice
+    const a = p.prepareGradient(params, indices);
+    const b = p.prepareGradient(params, indices);
+    expect(a.buffer).not.toBe(b.buffer);
+  });
+
   it('evaluation (loss, accuracy) is bitwise identical for any thread and shard count', async () => {
     const test = loadMnist('test');
     const { losses, correct } = sampleLosses(params, test);
