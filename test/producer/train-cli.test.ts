@@ -40,3 +40,24 @@ describe('numgrad train (local) as a process', () => {
     expect(params.every(Number.isFinite)).toBe(true);
   });
 });
+
+describe('numgrad start without Redis', () => {
+  it('says so, trains on local threads and writes the run', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'numgrad-start-local-'));
+    dirs.push(dir);
+    const child = spawn(process.execPath, [CLI, 'start', '--iters', '3', '--out', dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, REDIS_URL: 'redis://127.0.0.1:1', NUMGRAD_PREFIX: 'ngtest-start-local', LOG_LEVEL: 'warn' },
+    });
+    let stderr = '';
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    expect(code, stderr).toBe(0);
+    expect(stderr).toMatch(/backend: local \(Redis at redis:\/\/127\.0\.0\.1:1 does not answer/);
+    expect(stdout + stderr).toMatch(/done: 3 iterations/);
+    expect(readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(3);
+    expect(existsSync(join(dir, 'params.npy')) && existsSync(join(dir, 'curves.svg'))).toBe(true);
+  }, 60_000);
+});
