@@ -3,11 +3,12 @@
  * a killed process is taken over within ~3 s instead of ~60 s), the training run every file compares
  * against its local twin, and small probes of the queues that read Redis without touching it.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { expect } from 'vitest';
-import { type WorkerProcess, runCli, uniquePrefix } from '../helpers/redis.js';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { type RedisServer, type WorkerProcess, runCli, startRedisServer, uniquePrefix } from '../helpers/redis.js';
 import { metricsOf } from '../helpers/data.js';
 
 /**
@@ -35,6 +36,25 @@ export async function localTraining(dir: string, url: string): Promise<Reference
   const metrics = metricsOf(join(out, 'metrics.jsonl'));
   expect(metrics).toHaveLength(ITERS);
   return { params: readFileSync(join(out, 'params.npy')), metrics };
+}
+
+/**
+ * The setup of a fault file that restarts or watches Redis: a temp dir, a redis-server of its own with
+ * an append-only file, and the local reference run, made before the file's tests and removed after.
+ * The fields are filled when the file's tests run.
+ */
+export function faultFixture(tag: string): { readonly dir: string; readonly server: RedisServer; readonly reference: Reference } {
+  const f = {} as { dir: string; server: RedisServer; reference: Reference };
+  beforeAll(async () => {
+    f.dir = mkdtempSync(join(tmpdir(), `numgrad-fault-${tag}-`));
+    f.server = await startRedisServer({ appendonly: true });
+    f.reference = await localTraining(f.dir, f.server.url);
+  }, 150_000);
+  afterAll(async () => {
+    await f.server?.stop();
+    if (f.dir !== undefined) rmSync(f.dir, { recursive: true, force: true });
+  });
+  return f;
 }
 
 /**

@@ -12,13 +12,12 @@
  * Redis came back with, deterministically: the metrics list in Redis holds exactly one line per
  * iteration, 0 … iters−1, in order, and the final params are the local run's.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CliProcess, type RedisServer, type WorkerProcess, sleep, spawnWorker, startCli, startRedisServer, uniquePrefix } from '../helpers/redis.js';
-import { FAST_LOCKS, ITERS, type Reference, TRAIN_FLAGS, alive, localTraining, metricsOf, probe, stepOf, stopOrKill, until } from './faults.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type CliProcess, type WorkerProcess, sleep, spawnWorker, startCli, uniquePrefix } from '../helpers/redis.js';
+import { FAST_LOCKS, ITERS, TRAIN_FLAGS, alive, faultFixture, metricsOf, probe, stepOf, stopOrKill, until } from './faults.js';
 
 /** Steps at which Redis is SIGKILLed (each restart ~1.5 s later); the second loses its last second of writes. */
 const OUTAGES = [
@@ -53,20 +52,7 @@ function watchAof(dir: string): { sizeAgo: (ms: number) => { file: string; size:
   };
 }
 
-let dir: string;
-let server: RedisServer;
-let reference: Reference;
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'numgrad-fault-redis-'));
-  server = await startRedisServer({ appendonly: true });
-  reference = await localTraining(dir, server.url);
-}, 150_000);
-
-afterAll(async () => {
-  await server?.stop();
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-});
+const fx = faultFixture('redis');
 
 describe('Redis is SIGKILLed twice mid-run and restarted from its AOF', () => {
   const prefix = uniquePrefix();
@@ -81,39 +67,39 @@ describe('Redis is SIGKILLed twice mid-run and restarted from its AOF', () => {
   });
 
   it('workers and the submitter reconnect; the run ends bitwise equal to the local run, one metrics line per iteration', async () => {
-    const url = server.url;
+    const url = fx.server.url;
     workers.push(await spawnWorker(prefix, url, { extraArgs: FAST_LOCKS }));
     workers.push(await spawnWorker(prefix, url, { extraArgs: FAST_LOCKS }));
     const run = 'redis-crash';
-    const out = join(dir, 'queue');
+    const out = join(fx.dir, 'queue');
     train = startCli(['train', '--backend', 'queue', ...TRAIN_FLAGS, '--run-id', run, '--out', out, '--json'], { prefix, url });
     conn = await probe(url);
     const c = conn;
     // No automatic rewrite: the cut must fall in the file that was being appended to a second ago.
     await c.config('SET', 'auto-aof-rewrite-percentage', '0');
-    const aof = watchAof(server.dir);
+    const aof = watchAof(fx.server.dir);
     const outages: { at: number; before: number; after: number; lostBytes: number; loaded: boolean }[] = [];
     for (const { at, loseLastSecond } of OUTAGES) {
       await until(`step ${at}`, async () => (await stepOf(c, prefix, run)) >= at, 120_000);
       const before = await stepOf(c, prefix, run);
       const ago = aof.sizeAgo(1_000);
-      await server.kill9();
+      await fx.server.kill9();
       let lostBytes = 0;
       if (loseLastSecond) {
         expect(ago, 'an AOF size sampled a second before the kill').toBeDefined();
         const file = ago?.file ?? '';
-        expect(file).toBe(incrAof(server.dir));
+        expect(file).toBe(incrAof(fx.server.dir));
         lostBytes = statSync(file).size - (ago?.size ?? 0);
         truncateSync(file, ago?.size ?? 0);
       }
       await sleep(DOWN_MS);
       expect(workers.every(alive), 'the workers outlive the outage').toBe(true);
       expect(train.child.exitCode, `the submitter outlives the outage:\n${train.stderr()}`).toBeNull();
-      await server.restart();
+      await fx.server.restart();
       await until('the probe to reconnect', async () => c.status === 'ready', 10_000);
       await c.config('SET', 'auto-aof-rewrite-percentage', '0');
       const after = await stepOf(c, prefix, run);
-      outages.push({ at, before, after, lostBytes, loaded: server.output().includes('DB loaded from append only file') });
+      outages.push({ at, before, after, lostBytes, loaded: fx.server.output().includes('DB loaded from append only file') });
     }
     aof.stop();
     const { code } = await train.exited;
@@ -129,8 +115,8 @@ describe('Redis is SIGKILLed twice mid-run and restarted from its AOF', () => {
     expect(outages[1].after).toBeGreaterThan(outages[0].after);
     // `before` is read just ahead of the kill: a step may still complete in between.
     expect(outages[1].after).toBeLessThanOrEqual(outages[1].before + 1);
-    expect(readFileSync(join(out, 'params.npy')).equals(reference.params), 'params.npy byte-identical to the local run').toBe(true);
-    expect(metricsOf(join(out, 'metrics.jsonl'))).toEqual(reference.metrics);
+    expect(readFileSync(join(out, 'params.npy')).equals(fx.reference.params), 'params.npy byte-identical to the local run').toBe(true);
+    expect(metricsOf(join(out, 'metrics.jsonl'))).toEqual(fx.reference.metrics);
     const lines = (await c.lrange(`${prefix}:ng:run:${run}:metrics`, 0, -1)).map((l) => (JSON.parse(l) as { iter: number }).iter);
     expect(lines).toEqual(Array.from({ length: ITERS }, (_, i) => i));
     // They did see the outage: each logged that it was retrying.

@@ -10,31 +10,17 @@
  *
  * (SIGKILL of the process that *submitted* a run is covered by test/integration/queue-training.test.ts.)
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisServer, type WorkerProcess, keysUnder, runCli, sleep, spawnWorker, startRedisServer, uniquePrefix } from '../helpers/redis.js';
-import { FAST_LOCKS, ITERS, type Reference, TRAIN_FLAGS, activeJobs, eventsOf, localTraining, metricsOf, probe, stepOf, stopOrKill, until } from './faults.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type WorkerProcess, keysUnder, runCli, sleep, spawnWorker, uniquePrefix } from '../helpers/redis.js';
+import { FAST_LOCKS, ITERS, TRAIN_FLAGS, activeJobs, eventsOf, faultFixture, metricsOf, probe, stepOf, stopOrKill, until } from './faults.js';
 
 /** Steps after which a reducer process is killed (at its next active reduce job). */
 const KILL_AFTER = [20, 50];
 
-let dir: string;
-let server: RedisServer;
-let reference: Reference;
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'numgrad-fault-reducer-'));
-  server = await startRedisServer({ appendonly: true });
-  reference = await localTraining(dir, server.url);
-}, 150_000);
-
-afterAll(async () => {
-  await server?.stop();
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-});
+const fx = faultFixture('reducer');
 
 describe('the reducer process is SIGKILLed mid-run, twice', () => {
   const prefix = uniquePrefix();
@@ -47,7 +33,7 @@ describe('the reducer process is SIGKILLed mid-run, twice', () => {
   });
 
   it('a new reducer takes over; the followed run ends bitwise equal to the local run, nothing leaked', async () => {
-    const url = server.url;
+    const url = fx.server.url;
     conn = await probe(url);
     const c = conn;
     workers.push(await spawnWorker(prefix, url, { extraArgs: [...FAST_LOCKS, '--no-reducer'] }));
@@ -76,12 +62,12 @@ describe('the reducer process is SIGKILLed mid-run, twice', () => {
       workers.push(reducer);
     }
 
-    const out = join(dir, 'followed');
+    const out = join(fx.dir, 'followed');
     const f = await runCli(['follow', run, '--out', out, '--json'], { prefix, url }, 180_000);
     expect(f.code, f.stderr).toBe(0);
     expect(JSON.parse(f.stdout.trimEnd().split('\n').pop() ?? '')).toMatchObject({ run, state: 'done', steps: ITERS });
-    expect(readFileSync(join(out, 'params.npy')).equals(reference.params), 'params.npy byte-identical to the local run').toBe(true);
-    expect(metricsOf(join(out, 'metrics.jsonl'))).toEqual(reference.metrics);
+    expect(readFileSync(join(out, 'params.npy')).equals(fx.reference.params), 'params.npy byte-identical to the local run').toBe(true);
+    expect(metricsOf(join(out, 'metrics.jsonl'))).toEqual(fx.reference.metrics);
     const iters = (await c.lrange(`${prefix}:ng:run:${run}:metrics`, 0, -1)).map((l) => (JSON.parse(l) as { iter: number }).iter);
     expect(iters).toEqual(Array.from({ length: ITERS }, (_, i) => i));
 

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { redisAnswers } from '../../src/io/redis.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -227,9 +227,12 @@ export interface WorkerProcess {
   kill9(): Promise<void>;
 }
 
-/** BullMQ workers connected to the shards queue under `prefix` (one per `numgrad worker` process). */
-export async function workersOnline(prefix: string, url: string): Promise<number> {
-  const conn = new Redis(url, { maxRetriesPerRequest: 1 });
+/**
+ * BullMQ workers connected to the shards queue under `prefix` (one per `numgrad worker` process),
+ * asked over `opts` (e.g. TLS options for rediss://).
+ */
+export async function workersOnline(prefix: string, url: string, opts: RedisOptions = {}): Promise<number> {
+  const conn = new Redis(url, { maxRetriesPerRequest: 1, ...opts });
   // skipMetasUpdate: an observer must not rewrite the queue's meta (its events cap among them).
   const q = new Queue('shards', { connection: conn, prefix, skipMetasUpdate: true });
   try {

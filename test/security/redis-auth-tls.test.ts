@@ -34,7 +34,7 @@ import { loadMnist } from '../../src/io/mnist.js';
 import { readParamsFile } from '../../src/io/npy-file.js';
 import { redisAnswers } from '../../src/io/redis.js';
 import { bytesOf } from '../helpers/data.js';
-import { CLI, ROOT, type RedisServer, freePort, sleep, startRedisServer, uniquePrefix } from '../helpers/redis.js';
+import { CLI, ROOT, type RedisServer, freePort, sleep, startRedisServer, uniquePrefix, workersOnline } from '../helpers/redis.js';
 
 /** A password with characters a URL must encode, so both its raw and its encoded form are searched for. */
 const PASSWORD = `Np-${randomBytes(6).toString('hex')}!*~`;
@@ -65,23 +65,11 @@ async function runCli(args: string[], env: Record<string, string | undefined>, t
   return { code, signal, output: p.output() };
 }
 
-/** BullMQ workers on the shards queue under `prefix`, asked over `opts` (TLS options for rediss://). */
-async function workersOnline(url: string, prefix: string, opts: RedisOptions = {}): Promise<number> {
-  const conn = new Redis(url, { maxRetriesPerRequest: 1, ...opts });
-  const q = new Queue('shards', { connection: conn, prefix, skipMetasUpdate: true });
-  try {
-    return await q.getWorkersCount();
-  } finally {
-    await q.close();
-    conn.disconnect();
-  }
-}
-
 /** `numgrad worker` with our environment; resolves once it is online (asked over `opts`). */
 async function startWorker(url: string, prefix: string, env: Record<string, string | undefined>, opts: RedisOptions = {}): Promise<Proc> {
   const p = startCli(['worker', '--threads', '1'], { REDIS_URL: url, NUMGRAD_PREFIX: prefix, ...env });
   const deadline = Date.now() + 30_000;
-  while ((await workersOnline(url, prefix, opts).catch(() => 0)) < 1) {
+  while ((await workersOnline(prefix, url, opts).catch(() => 0)) < 1) {
     if (p.child.exitCode !== null || Date.now() > deadline) {
       p.child.kill('SIGKILL');
       throw new Error(`the worker did not come online:\n${p.output().slice(-2000)}`);
