@@ -60,6 +60,13 @@ export function scheduleLength(schedule: Int32Array): number {
   return schedule.length / FIELDS;
 }
 
+/** Number of units of one kind (e.g. UNIT_COORDS: the coordinate shards). */
+export function countUnits(schedule: Int32Array, kind: number): number {
+  let n = 0;
+  for (let u = 0; u < schedule.length; u += FIELDS) if (schedule[u] === kind) n++;
+  return n;
+}
+
 /**
  * Claims units of `schedule` from `next[0]` until none is left and runs them on `engine`, writing
  * derivative c to out[c − base]. Returns the number of units this caller ran. Any number of threads

@@ -3,7 +3,7 @@ import { Piscina } from 'piscina';
 import { checkIndices, gatherBatch } from '../core/dataset.js';
 import { ValidationError } from '../core/errors.js';
 import { planGradient, planLoss } from '../core/fd-engine.js';
-import { UNIT_COORDS, scheduleGradient, scheduleLength } from '../core/fd-schedule.js';
+import { UNIT_COORDS, countUnits, scheduleGradient, scheduleLength } from '../core/fd-schedule.js';
 import { packPlan } from '../core/plan-buffer.js';
 import { RangeAssembler, reduceEvaluation } from '../core/reduce.js';
 import { evaluationShards } from '../core/shard.js';
@@ -166,11 +166,9 @@ export class LocalPool {
     const runs = Array.from({ length: Math.min(this.threads, units) }, async () => (await this.pool.run(task, { name: 'fdClaim' })) as number);
     const ran = (await Promise.all(runs)).reduce((a, b) => a + b, 0);
     if (ran !== units) throw new Error(`gradientRange: ${ran} of ${units} units ran`);
-    let shards = 0;
-    for (let u = 0; u < units; u++) if (schedule[3 * u] === UNIT_COORDS) shards++;
     const values = task.out.slice();
     this.giveBack(buffer);
-    return { values, shards, units };
+    return { values, shards: countUnits(schedule, UNIT_COORDS), units };
   }
 
   /** The gradient at `params` on the training samples `indices`, by central differences. */
