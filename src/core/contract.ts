@@ -124,12 +124,28 @@ export const CeShardData = z
   });
 export type CeShardData = z.infer<typeof CeShardData>;
 
-/** Return value of an fd-shard: its range, base64 float64 derivatives, and (shard at 0) the batch loss. */
-export const FdShardResult = z.strictObject({ start: z.number().int(), end: z.number().int(), data: base64(8 * paramCount(MAX_HIDDEN)), loss: z.number().optional() });
+/**
+ * What a shard computed, echoed in its result (`of`): its job name, params version, H, batch key
+ * (see workers/codec.ts batchKey), h (fd-shard) and split (ce-shard). A reducer compares it with its
+ * own payload before it uses the values: a child's payload is gone by then (children are removed on
+ * completion), and reading it back would cost a round trip per child on every step.
+ */
+export const ShardOrigin = z.strictObject({
+  job: z.enum([JOBS.fdShard, JOBS.ceShard]),
+  params: paramsKey,
+  hidden: int(1, MAX_HIDDEN),
+  batch: z.string().max(80).optional(),
+  h: z.number().optional(),
+  split: EvalSplit.optional(),
+});
+export type ShardOrigin = z.infer<typeof ShardOrigin>;
+
+/** Return value of an fd-shard: its range, base64 float64 derivatives, (shard at 0) the batch loss, and what it computed. */
+export const FdShardResult = z.strictObject({ start: z.number().int(), end: z.number().int(), data: base64(8 * paramCount(MAX_HIDDEN)), loss: z.number().optional(), of: ShardOrigin });
 export type FdShardResult = z.infer<typeof FdShardResult>;
 
-/** Return value of a ce-shard: its range, base64 float64 per-sample losses, the number correct. */
-export const CeShardResult = z.strictObject({ start: z.number().int(), end: z.number().int(), losses: base64(8 * MAX_BATCH), correct: z.number().int() });
+/** Return value of a ce-shard: its range, base64 float64 per-sample losses, the number correct, and what it computed. */
+export const CeShardResult = z.strictObject({ start: z.number().int(), end: z.number().int(), losses: base64(8 * MAX_BATCH), correct: z.number().int(), of: ShardOrigin });
 export type CeShardResult = z.infer<typeof CeShardResult>;
 
 /** gradient (parent): assemble fd-shard children; store the result under `result` for the submitter. */

@@ -1,3 +1,4 @@
+import type { ShardOrigin } from './contract.js';
 import { ValidationError } from './errors.js';
 import type { Range } from './shard.js';
 import { pairwiseSum } from './sum.js';
@@ -35,6 +36,86 @@ export class RangeAssembler {
 
   get complete(): boolean {
     return this.filled === this.ranges.length;
+  }
+}
+
+/** How a child's values met the ones already placed: none of its range covered before, the exact range of an earlier child, or part of one or more. */
+export type Placement = 'new' | 'duplicate' | 'overlap';
+
+/**
+ * Reduction of results that arrive with their own ranges (the queue's children, any cover a client
+ * chose). Values are placed by range; a range that overlaps earlier ones is accepted only when the
+ * overlap is bitwise equal (the work is deterministic, so two honest children that computed the
+ * same coordinates agree to the bit), else the reducer fails naming both children and the index.
+ */
+export class CoverAssembler {
+  readonly out: Float64Array;
+  /** Which child first covered each index (its position in `children`), −1 for none yet. */
+  private readonly owner: Int32Array;
+  private readonly children: { readonly name: string; readonly start: number; readonly end: number }[] = [];
+
+  constructor(
+    readonly op: string,
+    readonly total: number,
+  ) {
+    this.out = new Float64Array(total);
+    this.owner = new Int32Array(total).fill(-1);
+  }
+
+  put(child: string, start: number, end: number, values: Float64Array): Placement {
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > this.total || end <= start) {
+      throw new ValidationError(this.op, `range of child ${child}`, `within [0, ${this.total})`, `[${start}, ${end})`);
+    }
+    if (values.length !== end - start) throw new ValidationError(this.op, `values of child ${child}`, `${end - start} values for [${start}, ${end})`, values.length);
+    const k = this.children.length;
+    // Bitwise: compared as 32-bit words, so −0 ≠ 0 and NaN payloads count (=== would say otherwise).
+    const outWords = new Uint32Array(this.out.buffer);
+    const words = new Uint32Array(values.buffer, values.byteOffset, 2 * values.length);
+    let overlapped = false;
+    for (let i = start; i < end; i++) {
+      const o = this.owner[i];
+      if (o < 0) {
+        this.owner[i] = k;
+        continue;
+      }
+      overlapped = true;
+      const j = i - start;
+      if (outWords[2 * i] !== words[2 * j] || outWords[2 * i + 1] !== words[2 * j + 1]) {
+        const other = this.children[o];
+        throw new ValidationError(
+          this.op,
+          `data of child ${child}`,
+          `bitwise equal to child ${other.name}'s where their ranges [${start}, ${end}) and [${other.start}, ${other.end}) overlap (index ${i}: ${num(values[j])} here, ${num(this.out[i])} there)`,
+        );
+      }
+    }
+    this.children.push({ name: child, start, end });
+    this.out.set(values, start);
+    if (!overlapped) return 'new';
+    return this.children.some((c, n) => n < k && c.start === start && c.end === end) ? 'duplicate' : 'overlap';
+  }
+
+  /** The first index no child covered, or −1 when every one is in. */
+  firstGap(): number {
+    return this.owner.indexOf(-1);
+  }
+}
+
+const num = (x: number): string => (Object.is(x, -0) ? '-0' : String(x));
+const short = (v: unknown): string => (typeof v === 'string' && /^[0-9a-f]{64}$/.test(v) ? `${v.slice(0, 12)}…` : v === undefined ? 'absent' : typeof v === 'string' ? JSON.stringify(v) : String(v));
+
+/**
+ * A child's result must have been computed on its parent's inputs: the job kind, params version, H,
+ * batch, h and split, in that order; the first that differs fails the reducer, naming the child and
+ * the field. Without this a gradient of children on two params versions (or two h, or two batches)
+ * would complete as a mix of both.
+ */
+export function checkOrigin(op: string, child: string, expected: ShardOrigin, got: ShardOrigin): void {
+  if (got.job !== expected.job) throw new ValidationError(op, `job name of child ${child}`, `"${expected.job}" (the kind ${op} assembles)`, got.job);
+  for (const field of ['params', 'hidden', 'batch', 'h', 'split'] as const) {
+    const want = expected[field];
+    const have = got[field];
+    if (want !== have) throw new ValidationError(op, `data.${field} of child ${child}`, `${short(want)} (the parent's)`, have === undefined ? 'absent' : typeof have === 'string' && /^[0-9a-f]{64}$/.test(have) ? short(have) : have);
   }
 }
 

@@ -1,6 +1,6 @@
 import { FlowProducer, type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import {
-  CeShardData, CeShardResult, EvaluationData, type EvaluationResult, FdShardData, FdShardResult, GradientData, type GradientResult,
+  type BatchSpec, CeShardData, type CeShardResult, EvaluationData, type EvaluationResult, FdShardData, type FdShardResult, GradientData, type GradientResult,
   JOBS, QUEUES, TRAIN_SIZE, TrainStepData, parsePayload,
 } from '../core/contract.js';
 import { NumgradError, ValidationError } from '../core/errors.js';
@@ -11,7 +11,8 @@ import type { Logger } from '../io/logger.js';
 import { redactUrl } from '../io/config.js';
 import { type Connection, connect, isAuthError, sanitize } from '../io/redis.js';
 import { checkClusterPrefix } from '../io/redis-url.js';
-import { base64ToF64, batchIndices, batchKey, f64ToBase64 } from './codec.js';
+import { batchIndices, batchKey, f64ToBase64 } from './codec.js';
+import { assembleChildren, ceOrigin, fdOrigin } from './children.js';
 import { EVAL_SHARD_SAMPLES, EVENTS_STREAMS, evaluationFlow, jobId, trainStepFlow } from './flows.js';
 import { Keys } from './keys.js';
 import { LocalPool, type PreparedGradient } from './pool.js';
@@ -212,7 +213,7 @@ export class QueueWorker {
     entry.users++;
     try {
       const g = await this.pool.gradientShard(entry.prep, d.start, d.end);
-      return { start: d.start, end: d.end, data: f64ToBase64(g), ...(d.start === 0 ? { loss: entry.prep.loss } : {}) };
+      return { start: d.start, end: d.end, data: f64ToBase64(g), ...(d.start === 0 ? { loss: entry.prep.loss } : {}), of: fdOrigin(d.params, d.hidden, d.batch, d.h) };
     } finally {
       entry.users--;
       this.releaseIfIdle(entry);
@@ -230,7 +231,7 @@ export class QueueWorker {
     const { shared } = await this.loadParams(d.params, d.hidden);
     const indices = d.split === 'batch' && d.batch !== undefined ? batchIndices(d.batch, TRAIN_SIZE) : undefined;
     const r = await this.pool.evaluationShard(shared, d.split === 'test' ? 'test' : 'train', d.start, d.end, indices);
-    return { start: d.start, end: d.end, losses: f64ToBase64(r.losses), correct: r.correct };
+    return { start: d.start, end: d.end, losses: f64ToBase64(r.losses), correct: r.correct, of: ceOrigin(d.params, d.hidden, d.split, d.batch) };
   }
 
   private async onReduce(job: Job): Promise<unknown> {
@@ -244,30 +245,8 @@ export class QueueWorker {
     }
   }
 
-  /** Children's results placed by their ranges (not arrival order); every coordinate exactly once. */
-  private async assemble(job: Job, total: number): Promise<{ out: Float64Array; loss: number; correct: number }> {
-    const values = (await job.getChildrenValues()) as Record<string, unknown>;
-    const out = new Float64Array(total);
-    const covered = new Uint8Array(total);
-    let loss = NaN;
-    let correct = 0;
-    for (const v of Object.values(values)) {
-      const isCe = v !== null && typeof v === 'object' && 'losses' in v;
-      const r = isCe ? parsePayload(CeShardResult, 'shard result', v) : parsePayload(FdShardResult, 'shard result', v);
-      if (r.start < 0 || r.end > total || r.end <= r.start) throw new ValidationError('reduce', 'shard range', `within [0, ${total})`, `[${r.start}, ${r.end})`);
-      const data = 'losses' in r ? base64ToF64(r.losses, 'losses', r.end - r.start) : base64ToF64(r.data, 'data', r.end - r.start);
-      out.set(data, r.start);
-      covered.fill(1, r.start, r.end);
-      if ('correct' in r) correct += r.correct;
-      if ('loss' in r && r.loss !== undefined) loss = r.loss;
-    }
-    const missing = covered.indexOf(0);
-    if (missing >= 0) throw new ValidationError('reduce', 'children', `results covering [0, ${total})`, `nothing for index ${missing}`);
-    return { out, loss, correct };
-  }
-
   private async reduceGradient(job: Job, d: GradientData): Promise<GradientResult> {
-    const { out, loss } = await this.assemble(job, paramCount(d.hidden));
+    const { out, loss } = await assembleChildren(job, JOBS.gradient, paramCount(d.hidden), fdOrigin(d.params, d.hidden, d.batch, d.h));
     const key = await this.store.putResult(String(job.id), out, d.resultTtl);
     await this.store.release(d.params, d.holder);
     return { key, bytes: out.byteLength, loss };
@@ -275,7 +254,7 @@ export class QueueWorker {
 
   private async reduceEvaluation(job: Job, d: EvaluationData): Promise<EvaluationResult> {
     const total = d.split === 'train' ? TRAIN_SIZE : d.split === 'test' ? 10_000 : d.batch?.kind === 'indices' ? d.batch.count : (d.batch?.size ?? 0);
-    const { out, correct } = await this.assemble(job, total);
+    const { out, correct } = await assembleChildren(job, JOBS.evaluation, total, ceOrigin(d.params, d.hidden, d.split, d.batch));
     const r = reduceEvaluation(out, correct);
     if (d.run !== undefined) {
       await this.store.recordEval(d.run.id, d.run.iter, d.split, { loss: r.loss, accuracy: r.accuracy });
@@ -304,7 +283,8 @@ export class QueueWorker {
     let next: string;
     let advanced = false;
     if (run.step === t) {
-      const { out: g, loss } = await this.assemble(job, paramCount(cfg.hidden));
+      const batch: BatchSpec = { kind: 'seeded', seed: cfg.seed, step: t, size: cfg.batch };
+      const { out: g, loss } = await assembleChildren(job, JOBS.trainStep, paramCount(cfg.hidden), fdOrigin(d.params, cfg.hidden, batch, cfg.h));
       const theta = await this.store.getParams(d.params);
       if (theta === null) throw new ValidationError('train-step', 'data.params', 'a params version stored in Redis', d.params);
       const nextParams = sgdStep(theta, g, cfg.lr);

@@ -1,0 +1,73 @@
+import type { Job } from 'bullmq';
+import { type BatchSpec, CeShardResult, type EvalSplit, FdShardResult, JOBS, type ShardOrigin, parsePayload } from '../core/contract.js';
+import { ValidationError } from '../core/errors.js';
+import { CoverAssembler, checkOrigin } from '../core/reduce.js';
+import { base64ToF64, batchKey } from './codec.js';
+
+/** What an fd-shard of this gradient must have computed (it echoes the same in its result's `of`). */
+export function fdOrigin(params: string, hidden: number, batch: BatchSpec, h: number): ShardOrigin {
+  return { job: JOBS.fdShard, params, hidden, batch: batchKey(batch), h };
+}
+
+/** What a ce-shard of this evaluation must have computed. */
+export function ceOrigin(params: string, hidden: number, split: EvalSplit, batch?: BatchSpec): ShardOrigin {
+  return { job: JOBS.ceShard, params, hidden, split, ...(batch !== undefined ? { batch: batchKey(batch) } : {}) };
+}
+
+export interface Assembled {
+  /** Derivatives (fd-shards) or per-sample losses (ce-shards), by index. */
+  readonly out: Float64Array;
+  /** The batch loss at θ (from the fd-shard that starts at 0); NaN for ce-shards. */
+  readonly loss: number;
+  /** Samples whose argmax is the label (ce-shards); 0 for fd-shards. */
+  readonly correct: number;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object';
+
+/**
+ * A reducer's children, trusted for nothing: each result must parse, say it was computed on the
+ * parent's own inputs (`checkOrigin`), and fit with its siblings (`CoverAssembler`: overlaps only
+ * when bitwise equal; an evaluation's children may repeat a range but not cut into one, since their
+ * `correct` counts cannot be split); together they must cover [0, total). Any failure is a
+ * ValidationError naming the parent's job (`op`), the child's key and the field.
+ */
+export async function assembleChildren(job: Job, op: string, total: number, expected: ShardOrigin): Promise<Assembled> {
+  const values = (await job.getChildrenValues()) as Record<string, unknown>;
+  const asm = new CoverAssembler(op, total);
+  const ce = expected.job === JOBS.ceShard;
+  const correctOf = new Map<string, number>();
+  let loss = NaN;
+  let lossFrom: string | undefined;
+  let correct = 0;
+  for (const [child, v] of Object.entries(values)) {
+    const label = `${op}: result of child ${child}`;
+    const r = isObject(v) && 'losses' in v ? parsePayload(CeShardResult, label, v) : parsePayload(FdShardResult, label, v);
+    checkOrigin(op, child, expected, r.of);
+    const data = 'losses' in r ? base64ToF64(r.losses, `${label}: data.losses`, r.end - r.start) : base64ToF64(r.data, `${label}: data.data`, r.end - r.start);
+    const placed = asm.put(child, r.start, r.end, data);
+    if ('correct' in r) {
+      const range = `${r.start}:${r.end}`;
+      if (placed === 'overlap') {
+        throw new ValidationError(op, `range of child ${child}`, "disjoint from its siblings' ranges or equal to one of them (an evaluation counts correct answers per child: a partial overlap cannot be split)", `[${r.start}, ${r.end})`);
+      }
+      if (placed === 'duplicate' && correctOf.get(range) !== r.correct) {
+        throw new ValidationError(op, `data.correct of child ${child}`, `${correctOf.get(range)} (a sibling's count for the same range [${r.start}, ${r.end}))`, r.correct);
+      }
+      if (placed === 'new') {
+        correctOf.set(range, r.correct);
+        correct += r.correct;
+      }
+    }
+    if ('loss' in r && r.loss !== undefined) {
+      if (lossFrom !== undefined && !Object.is(loss, r.loss)) throw new ValidationError(op, `data.loss of child ${child}`, `${loss} (child ${lossFrom}'s batch loss)`, r.loss);
+      loss = r.loss;
+      lossFrom = child;
+    }
+  }
+  const gap = asm.firstGap();
+  if (gap >= 0) throw new ValidationError(op, 'children', `results covering [0, ${total})`, `nothing for index ${gap}`);
+  // The child at 0 reports the batch loss; a result without it would leave the step without one.
+  if (!ce && lossFrom === undefined) throw new ValidationError(op, 'children', 'a result with the batch loss (the fd-shard that starts at 0)', 'none');
+  return { out: asm.out, loss, correct };
+}
