@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ListedRun } from '../workers/run-record.js';
 import type { RunSummary } from '../workers/store.js';
 import type { ObserverSinks } from './observer.js';
 
@@ -7,7 +8,8 @@ export interface Snapshot {
   readonly redis: boolean;
   readonly jobs: Record<string, Record<string, number>>;
   readonly workers: Record<string, number>;
-  readonly runs: readonly RunSummary[];
+  /** The newest runs; a malformed one is listed as `corrupt` (exported as numgrad_run_corrupt only). */
+  readonly runs: readonly ListedRun[];
 }
 
 export interface MetricsSource {
@@ -74,6 +76,7 @@ export class DashboardMetrics implements ObserverSinks {
         async collect() {
           this.reset();
           for (const r of (await snap()).runs) {
+            if (r.state === 'corrupt') continue;
             const v = value(r);
             if (v !== null && Number.isFinite(v)) this.set({ run: r.id }, v);
           }
@@ -86,6 +89,16 @@ export class DashboardMetrics implements ObserverSinks {
     perRun('numgrad_run_step', 'Iterations completed, by run', (r) => r.step);
     perRun('numgrad_run_iterations', 'Iterations planned, by run', (r) => r.iters);
     perRun('numgrad_run_running', 'Whether the run is running (1) or ended (0)', (r) => (r.state === 'running' ? 1 : 0));
+    new Gauge({
+      name: 'numgrad_run_corrupt',
+      help: 'Runs whose summary hash in Redis is malformed (1 each; `numgrad runs` says what is wrong, `numgrad runs rm` removes them)',
+      labelNames: ['run'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const r of (await snap()).runs) if (r.state === 'corrupt') this.set({ run: r.id }, 1);
+      },
+    });
     new Gauge({
       name: 'numgrad_shards_per_second',
       help: 'Shards completed per second over the last 10 s, across all workers',

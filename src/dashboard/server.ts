@@ -189,7 +189,14 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     if (!RUN_ID.test(id)) return reply.code(400).send({ error: 'run id: letters, digits, _ or -, 1–64 characters' });
     const from = req.query.from === undefined ? 0 : Number(req.query.from);
     if (!Number.isInteger(from) || from < 0) return reply.code(400).send({ error: `from must be an integer ≥ 0, got ${JSON.stringify(req.query.from)}` });
-    const run = await store.getRun(id);
+    let run: Awaited<ReturnType<Store['getRun']>>;
+    try {
+      run = await store.getRun(id);
+    } catch (err) {
+      // A malformed run hash: say what is wrong (the listing shows it as corrupt), not a 500.
+      if (err instanceof NumgradError) return reply.code(422).send({ error: err.message });
+      throw err;
+    }
     if (run === null) return reply.code(404).send({ error: `no run ${id}` });
     const [lines, evalHash] = await Promise.all([store.metrics(id, from), store.evals(id)]);
     const iters: number[] = [];

@@ -11,6 +11,7 @@ import { checkClusterPrefix } from '../io/redis-url.js';
 import { i32ToBase64 } from '../workers/codec.js';
 import { DEFAULT_QUEUE_SHARDS, EVENTS_STREAMS, evaluationFlow, gradientFlow, jobId, trainStepFlow } from '../workers/flows.js';
 import { Keys } from '../workers/keys.js';
+import type { ListedRun } from '../workers/run-record.js';
 import { type RunSummary, Store } from '../workers/store.js';
 
 export interface QueueClientOptions {
@@ -176,7 +177,7 @@ export class QueueClient {
     return r;
   }
 
-  async listRuns(limit?: number): Promise<RunSummary[]> {
+  async listRuns(limit?: number): Promise<ListedRun[]> {
     await this.ready();
     return this.store.listRuns(limit);
   }

@@ -2,6 +2,7 @@ import type { Connection } from '../io/redis.js';
 import type { TrainConfig } from '../core/training.js';
 import { bufferToF64, f64Bytes, paramsVersion } from './codec.js';
 import type { Keys } from './keys.js';
+import { type ListedRun, listedRun, parseRunHash } from './run-record.js';
 
 /** The state of a training run as kept in Redis. */
 export interface RunSummary {
@@ -47,6 +48,13 @@ redis.call('HSET', KEYS[1], 'state', 'done', 'updatedAt', ARGV[2])
 redis.call('HDEL', KEYS[1], 'params')
 return 1`;
 
+/** A run's hash and its index entry, written together, only if the run does not exist yet. */
+const CREATE_RUN = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', 'running', 'step', 0, 'iters', ARGV[2], 'config', ARGV[3], 'params', ARGV[4], 'createdAt', ARGV[5], 'updatedAt', ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+return 1`;
+
 /**
  * numgrad's data plane in Redis: parameter snapshots (binary, one per content version, deleted
  * when their last holder releases them), assembled gradients for their submitters, and runs.
@@ -90,42 +98,38 @@ export class Store {
     return b === null ? null : bufferToF64(b);
   }
 
+  /** Creates the run's hash and indexes it in one script: no crash can leave half a run behind. */
   async createRun(id: string, config: TrainConfig & { shards: number }, version: string): Promise<boolean> {
     const now = Date.now();
-    const created = await this.redis.hsetnx(this.keys.run(id), 'id', id);
-    if (created === 0) return false;
-    await this.redis
-      .multi()
-      .hset(this.keys.run(id), { state: 'running', step: 0, iters: config.iters, config: JSON.stringify(config), params: version, createdAt: now, updatedAt: now })
-      .zadd(this.keys.runs(), now, id)
-      .exec();
-    return true;
+    const r = await this.redis.eval(CREATE_RUN, 2, this.keys.run(id), this.keys.runs(), id, config.iters, JSON.stringify(config), version, now);
+    return r === 1;
   }
 
+  /** The run, null when there is none; a malformed hash is a ValidationError naming the run and the field. */
   async getRun(id: string): Promise<RunSummary | null> {
     const h = await this.redis.hgetall(this.keys.run(id));
     if (h.id === undefined) return null;
-    const num = (s: string | undefined): number | null => (s === undefined || s === '' ? null : Number(s));
-    return {
-      id: h.id,
-      state: h.state as RunSummary['state'],
-      step: Number(h.step),
-      iters: Number(h.iters),
-      config: JSON.parse(h.config) as RunSummary['config'],
-      params: h.params ?? '',
-      loss: num(h.loss),
-      trainAcc: num(h.trainAcc),
-      testAcc: num(h.testAcc),
-      createdAt: Number(h.createdAt),
-      updatedAt: Number(h.updatedAt),
-      error: h.error,
-    };
+    return parseRunHash(id, h);
   }
 
-  async listRuns(limit = 50): Promise<RunSummary[]> {
+  /** The newest runs; one whose hash is malformed (or not a hash) is listed as `corrupt`, never an error. */
+  async listRuns(limit = 50): Promise<ListedRun[]> {
     const ids = await this.redis.zrevrange(this.keys.runs(), 0, limit - 1);
-    const runs = await Promise.all(ids.map((id) => this.getRun(id)));
-    return runs.filter((r): r is RunSummary => r !== null);
+    const runs = await Promise.all(
+      ids.map(async (id): Promise<ListedRun | null> => {
+        let h: Record<string, string>;
+        try {
+          h = await this.redis.hgetall(this.keys.run(id));
+        } catch (err) {
+          if (!/WRONGTYPE/.test(String(err))) throw err;
+          return { id, state: 'corrupt', problem: `run ${id}: its key must be a hash, got a value of another type` };
+        }
+        // Indexed but without a hash: removed while this listing ran, or never created.
+        if (Object.keys(h).length === 0) return null;
+        return listedRun(id, h);
+      }),
+    );
+    return runs.filter((r): r is ListedRun => r !== null);
   }
 
   /** 1: advanced t → t+1; 0: the run is elsewhere (a duplicate); -1: no such run. */

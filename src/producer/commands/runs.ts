@@ -25,10 +25,12 @@ export function registerRuns(program: Command, out: Output, config: () => Config
     .action(async (flags: { json?: boolean }) => {
       await withClient(config(), async (c) => {
         const runs = await c.listRuns();
-        if (flags.json) return out.json(runs.map(({ config: _c, ...r }) => r));
+        if (flags.json) return out.json(runs.map((r) => (r.state === 'corrupt' ? r : (({ config: _c, ...rest }) => rest)(r))));
         out.line(['run', 'state', 'step', 'loss', 'train_acc', 'test_acc', 'updated'].join('\t'));
         for (const r of runs) {
-          out.line([r.id, r.state, `${r.step}/${r.iters}`, fmt(r.loss), fmt(r.trainAcc), fmt(r.testAcc), new Date(r.updatedAt).toISOString()].join('\t'));
+          // A malformed hash is listed with what is wrong (`numgrad runs rm` removes it); the others as usual.
+          if (r.state === 'corrupt') out.line([r.id, r.state, '-', '-', '-', '-', '-', r.problem].join('\t'));
+          else out.line([r.id, r.state, `${r.step}/${r.iters}`, fmt(r.loss), fmt(r.trainAcc), fmt(r.testAcc), new Date(r.updatedAt).toISOString()].join('\t'));
         }
         if (runs.length === 0) out.line('(no runs)');
       });
