@@ -11,6 +11,7 @@ import { checkClusterPrefix } from '../io/redis-url.js';
 import { i32ToBase64 } from '../workers/codec.js';
 import { DEFAULT_QUEUE_SHARDS, EVENTS_STREAMS, evaluationFlow, gradientFlow, jobId, trainStepFlow } from '../workers/flows.js';
 import { Keys } from '../workers/keys.js';
+import { RunRetention } from '../workers/retention.js';
 import type { ListedRun } from '../workers/run-record.js';
 import { type RunSummary, Store } from '../workers/store.js';
 
@@ -180,6 +181,12 @@ export class QueueClient {
   async listRuns(limit?: number): Promise<ListedRun[]> {
     await this.ready();
     return this.store.listRuns(limit);
+  }
+
+  /** Removal of runs and every key they have (`numgrad runs rm`, `numgrad runs prune`). */
+  async retention(): Promise<RunRetention> {
+    await this.ready();
+    return new RunRetention(this.store, { shards: this.shards, reduce: this.reduce });
   }
 
   async cancel(id: string): Promise<RunSummary> {

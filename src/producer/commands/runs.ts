@@ -1,26 +1,16 @@
 import type { Command } from 'commander';
 import type { Config } from '../../io/config.js';
 import type { Output } from '../output.js';
-import type { QueueClient } from '../queue-client.js';
+import { registerRetention } from './runs-retention.js';
+import { withClient } from './with-client.js';
 import { followRun } from './train.js';
-
-async function withClient<T>(config: Config, f: (c: QueueClient) => Promise<T>): Promise<T> {
-  const queueClient = await import('../queue-client.js'); // BullMQ only when a command needs it
-  const client = new queueClient.QueueClient({ redisUrl: config.redisUrl, prefix: config.prefix });
-  try {
-    await client.ping();
-    return await f(client);
-  } finally {
-    await client.close();
-  }
-}
 
 const fmt = (v: number | null, d = 4): string => (v === null ? '-' : v.toFixed(d));
 
 export function registerRuns(program: Command, out: Output, config: () => Config): void {
-  program
+  const runsCommand = program
     .command('runs')
-    .description('training runs in Redis: id, state, step, loss, accuracy')
+    .description('training runs in Redis: id, state, step, loss, accuracy (`runs rm`, `runs prune` remove them)')
     .option('--json', 'print the runs as JSON')
     .action(async (flags: { json?: boolean }) => {
       await withClient(config(), async (c) => {
@@ -35,6 +25,7 @@ export function registerRuns(program: Command, out: Output, config: () => Config
         if (runs.length === 0) out.line('(no runs)');
       });
     });
+  registerRetention(runsCommand, out, config);
   program
     .command('follow <run>')
     .description('follow a run until it ends and write its files')
