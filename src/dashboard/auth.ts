@@ -24,8 +24,9 @@ function same(a: string, b: string): boolean {
 }
 
 /**
- * The dashboard's access rule. Bound to loopback without credentials it is open (only this machine
- * reaches it); bound anywhere else it needs a token or a user and password, and refuses to start
+ * The dashboard's access rule. Bound to loopback without credentials it is open and read-only (only
+ * this machine reaches it; the Host check of host-check.ts keeps rebinding pages out); bound anywhere
+ * else, or with bull-board's actions on, it needs a token or a user and password, and refuses to start
  * without them. Configured credentials are always enforced. Credentials are compared in constant
  * time and never appear in a message.
  */
@@ -36,7 +37,7 @@ export class DashboardAuth {
   /** What the cookie holds: a hash of the token, so the token itself never sits in a cookie jar. */
   private readonly cookieValue?: string;
 
-  constructor(host: string, creds: DashboardCredentials = {}) {
+  constructor(host: string, creds: DashboardCredentials = {}, allowActions = false) {
     this.token = creds.token || undefined;
     this.user = creds.user || undefined;
     this.password = creds.password || undefined;
@@ -45,6 +46,10 @@ export class DashboardAuth {
     }
     if (!this.enabled && !isLoopback(host)) {
       throw new NumgradError(`refusing to listen on ${host} without DASHBOARD_TOKEN or DASHBOARD_USER/DASHBOARD_PASSWORD`);
+    }
+    // Actions (clean, remove, retry jobs) are what a hostile page would want: never without credentials, wherever bound.
+    if (allowActions && !this.enabled) {
+      throw new NumgradError('numgrad dashboard: --allow-actions needs DASHBOARD_TOKEN or DASHBOARD_USER/DASHBOARD_PASSWORD, on loopback too (any web page the user opens can send requests to it)');
     }
     if (this.token !== undefined) this.cookieValue = digest(`numgrad-dashboard:${this.token}`).toString('hex');
   }

@@ -16,6 +16,7 @@ import { type Connection, connect, sanitize } from '../io/redis.js';
 import { Keys } from '../workers/keys.js';
 import { Store } from '../workers/store.js';
 import { DashboardAuth, redactQueryToken } from './auth.js';
+import { ANY_HOST_PATHS, HostCheck } from './host-check.js';
 import { DashboardMetrics, METRICS_RUNS, type Snapshot } from './metrics.js';
 import { QueueObserver } from './observer.js';
 
@@ -32,6 +33,8 @@ export interface DashboardOptions {
   readonly auth?: DashboardCredentials;
   /** When `port` is taken, try this many following ports. Default 0 (a taken port is an error). */
   readonly portTries?: number;
+  /** URLs the dashboard is reached under besides loopback and `host` (a proxy's, a service name's): their hosts are answered, any other Host gets 421. */
+  readonly publicUrls?: readonly string[];
 }
 
 export interface Dashboard {
@@ -93,7 +96,8 @@ async function freePort(host: string, start: number, tries: number): Promise<num
 export async function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
   const { config, logger } = opts;
   // Before anything connects: a public bind without credentials never starts.
-  const auth = new DashboardAuth(opts.host, opts.auth ?? config.dashboardAuth ?? {});
+  const auth = new DashboardAuth(opts.host, opts.auth ?? config.dashboardAuth ?? {}, opts.allowActions);
+  const hosts = new HostCheck(opts.host, opts.publicUrls);
   const assets = loadAssets();
 
   // Fail-fast commands: a request while Redis is away answers 503 at once instead of hanging.
@@ -140,6 +144,13 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
 
   app.addHook('onRequest', async (req, reply) => {
     const url = new URL(req.url, 'http://dashboard');
+    // Before credentials: a page that rebinds its own name to this address is refused whoever it is.
+    if (!ANY_HOST_PATHS.has(url.pathname) && !hosts.allows(req.headers.host)) {
+      return reply.code(421).send({ error: `misdirected request: this dashboard answers ${hosts.describe()} (add a name with --public-url)` });
+    }
+    if (!['GET', 'HEAD', 'OPTIONS'].includes(req.method) && !hosts.originAllowed(req.headers.origin)) {
+      return reply.code(403).send({ error: 'cross-origin request refused: Origin is not this dashboard' });
+    }
     const verdict = auth.check(url.pathname, { authorization: req.headers.authorization, cookie: req.headers.cookie }, url.searchParams.get('token') ?? undefined);
     if (!verdict.ok) {
       if (verdict.challenge) reply.header('WWW-Authenticate', verdict.challenge);
@@ -247,7 +258,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     const address = app.server.address();
     const bound = typeof address === 'object' && address !== null ? address.port : port;
     const shownHost = opts.host === '0.0.0.0' || opts.host === '::' ? opts.host : opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-    logger.info({ host: opts.host, port: bound, auth: auth.describe(), readOnly: !opts.allowActions, prefix: config.prefix }, 'dashboard listening');
+    logger.info({ host: opts.host, port: bound, auth: auth.describe(), hosts: hosts.describe(), readOnly: !opts.allowActions, prefix: config.prefix }, 'dashboard listening');
     return { url: `http://${shownHost}:${bound}`, port: bound, close };
   } catch (err) {
     await close();

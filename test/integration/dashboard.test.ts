@@ -205,8 +205,11 @@ describe('dashboard authentication', () => {
   it('bull-board is read-only unless allowActions', async () => {
     const prefix = uniquePrefix();
     const ro = await dashboard(config(prefix));
-    const rw = await dashboard(config(prefix), { allowActions: true });
-    const modes = async (d: Dashboard): Promise<boolean[]> => ((await (await fetch(`${d.url}/queues/api/queues`)).json()) as { queues: { readOnlyMode: boolean }[] }).queues.map((q) => q.readOnlyMode);
+    // Actions need credentials wherever the dashboard is bound (test/integration/dashboard-hosts.test.ts).
+    const token = 'tok-' + uniquePrefix();
+    const rw = await dashboard(config(prefix), { allowActions: true, auth: { token } });
+    const modes = async (d: Dashboard): Promise<boolean[]> =>
+      ((await (await fetch(`${d.url}/queues/api/queues`, { headers: { Authorization: `Bearer ${token}` } })).json()) as { queues: { readOnlyMode: boolean }[] }).queues.map((q) => q.readOnlyMode);
     expect(await modes(ro)).toEqual([true, true]);
     expect(await modes(rw)).toEqual([false, false]);
   });

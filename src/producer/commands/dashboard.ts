@@ -25,11 +25,13 @@ export function registerDashboard(program: Command, out: Output, config: () => C
     .description('web dashboard: training curves live, bull-board for the queues, /metrics and /healthz')
     .option('--port <N>', 'TCP port', '3000')
     .option('--host <host>', 'interface to bind; anything but loopback needs DASHBOARD_TOKEN or DASHBOARD_USER/DASHBOARD_PASSWORD', '127.0.0.1')
-    .option('--allow-actions', 'let bull-board retry, promote, clean and remove jobs (default: read-only)')
-    .action(async (flags: { port: string; host: string; allowActions?: boolean }) => {
+    .option('--allow-actions', 'let bull-board retry, promote, clean and remove jobs (default: read-only); needs DASHBOARD_TOKEN or DASHBOARD_USER/DASHBOARD_PASSWORD wherever bound')
+    .option('--public-url <urls>', 'comma list of URLs the dashboard is reached under besides loopback and --host (a proxy, a service name); other Host headers get 421')
+    .action(async (flags: { port: string; host: string; allowActions?: boolean; publicUrl?: string }) => {
       const cfg = config();
       const port = intOption(OP, '--port', flags.port, 0, 65_535);
-      const { d, logger } = await start({ config: cfg, port, host: flags.host, allowActions: flags.allowActions === true }, cfg.logLevel);
+      const publicUrls = flags.publicUrl === undefined ? [] : flags.publicUrl.split(',').map((u) => u.trim()).filter((u) => u !== '');
+      const { d, logger } = await start({ config: cfg, port, host: flags.host, allowActions: flags.allowActions === true, publicUrls }, cfg.logLevel);
       announce(out, d);
       out.line(`dashboard: reading Redis at ${redactUrl(cfg.redisUrl)} (prefix ${cfg.prefix}); Ctrl-C stops`);
       await new Promise<void>((resolve) => {

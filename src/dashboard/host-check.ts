@@ -1,0 +1,68 @@
+import { networkInterfaces } from 'node:os';
+import { ValidationError } from '../core/errors.js';
+import { isLoopback } from './auth.js';
+
+/** Paths any Host may ask for: a container's health check names the container, not the dashboard. */
+export const ANY_HOST_PATHS: ReadonlySet<string> = new Set(['/healthz']);
+
+/** The host name of a Host header or URL authority: no port, no brackets, no trailing dot, lower case. */
+export function hostName(authority: string): string {
+  const a = authority.trim().toLowerCase();
+  const name = a.startsWith('[') ? a.slice(1, a.indexOf(']') > 0 ? a.indexOf(']') : undefined) : a.replace(/:\d*$/, '');
+  return name.replace(/\.$/, '');
+}
+
+const WILDCARD = new Set(['0.0.0.0', '::', '']);
+
+/**
+ * The DNS-rebinding defence: a web page on `evil.example` whose name an attacker re-points at
+ * 127.0.0.1 reaches a loopback dashboard from the user's own browser, with `Host: evil.example`.
+ * So the dashboard answers only the names it is served under — the loopback names, the address it
+ * is bound to (every address of this machine when bound to 0.0.0.0 or ::) and the host of each
+ * `--public-url` — and 421 (Misdirected Request) to any other. A state-changing request whose
+ * `Origin` is not one of those names is refused too (a cross-site form post to bull-board's API).
+ */
+export class HostCheck {
+  private readonly names = new Set<string>(['localhost']);
+
+  constructor(bindHost: string, publicUrls: readonly string[] = []) {
+    const bind = hostName(bindHost.includes(':') && !bindHost.startsWith('[') ? `[${bindHost}]` : bindHost);
+    if (WILDCARD.has(bind)) {
+      for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) this.names.add(i.address.toLowerCase());
+    } else {
+      this.names.add(bind);
+    }
+    for (const u of publicUrls) {
+      let url: URL;
+      try {
+        url = new URL(u);
+      } catch {
+        throw new ValidationError('numgrad dashboard', '--public-url', 'an absolute URL such as https://dashboard.example.com', u);
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ValidationError('numgrad dashboard', '--public-url', 'an http: or https: URL', u);
+      this.names.add(hostName(url.host));
+    }
+  }
+
+  /** Whether a request with this Host header is for this dashboard. */
+  allows(host: string | undefined): boolean {
+    if (host === undefined || host === '') return false;
+    const name = hostName(host);
+    return isLoopback(name) || this.names.has(name);
+  }
+
+  /** Whether a request's Origin (absent on same-origin GETs and non-browser clients) is one of ours. */
+  originAllowed(origin: string | undefined): boolean {
+    if (origin === undefined) return true;
+    try {
+      return this.allows(new URL(origin).host);
+    } catch {
+      return false;
+    }
+  }
+
+  /** The names it answers to, for the start-up line. */
+  describe(): string {
+    return ['loopback', ...[...this.names].filter((n) => !isLoopback(n))].join(', ');
+  }
+}
