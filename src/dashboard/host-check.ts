@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { ValidationError } from '../core/errors.js';
 import { isLoopback } from './auth.js';
@@ -18,16 +19,19 @@ const WILDCARD = new Set(['0.0.0.0', '::', '']);
  * The DNS-rebinding defence: a web page on `evil.example` whose name an attacker re-points at
  * 127.0.0.1 reaches a loopback dashboard from the user's own browser, with `Host: evil.example`.
  * So the dashboard answers only the names it is served under — the loopback names, the address it
- * is bound to (every address of this machine when bound to 0.0.0.0 or ::) and the host of each
- * `--public-url` — and 421 (Misdirected Request) to any other. A state-changing request whose
+ * is bound to (any IP address when bound to 0.0.0.0 or ::) and the host of each `--public-url` —
+ * and 421 (Misdirected Request) to any other. A state-changing request whose
  * `Origin` is not one of those names is refused too (a cross-site form post to bull-board's API).
  */
 export class HostCheck {
   private readonly names = new Set<string>(['localhost']);
+  /** Bound to every interface: reached through port publishing or NAT under addresses not its own. */
+  private readonly wildcard: boolean;
 
   constructor(bindHost: string, publicUrls: readonly string[] = []) {
     const bind = hostName(bindHost.includes(':') && !bindHost.startsWith('[') ? `[${bindHost}]` : bindHost);
-    if (WILDCARD.has(bind)) {
+    this.wildcard = WILDCARD.has(bind);
+    if (this.wildcard) {
       for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) this.names.add(i.address.toLowerCase());
     } else {
       this.names.add(bind);
@@ -48,7 +52,9 @@ export class HostCheck {
   allows(host: string | undefined): boolean {
     if (host === undefined || host === '') return false;
     const name = hostName(host);
-    return isLoopback(name) || this.names.has(name);
+    // Rebinding needs a DNS name the attacker controls; an address in Host is only ever the one the
+    // browser connected to. A wildcard-bound dashboard (a container's published port) answers them.
+    return isLoopback(name) || this.names.has(name) || (this.wildcard && isIP(name) !== 0);
   }
 
   /** Whether a request's Origin (absent on same-origin GETs and non-browser clients) is one of ours. */

@@ -59,9 +59,21 @@ describe('Host check (DNS rebinding)', () => {
       for (const host of [`localhost:${d.port}`, `127.0.0.1:${d.port}`, `[::1]:${d.port}`, 'LOCALHOST.']) {
         expect((await send(d.port, path, { Host: host })).status, `${path} as ${host}`).not.toBe(421);
       }
+      // Bound to loopback, another address is not a name it is served under either.
+      expect((await send(d.port, path, { Host: `203.0.113.7:${d.port}` })).status, `${path} as 203.0.113.7`).toBe(421);
     }
     // A container's health check may name the container: /healthz answers any Host.
     expect((await send(d.port, '/healthz', { Host: 'dashboard:3000' })).status).toBe(200);
+  });
+
+  it('bound to 0.0.0.0 (with credentials, as it must be) it answers IP addresses, loopback and --public-url names only', async () => {
+    const token = 'tok-' + uniquePrefix();
+    const d = await dashboard({ host: '0.0.0.0', auth: { token }, publicUrls: ['http://numgrad.internal:3000'] });
+    const auth = { Authorization: `Bearer ${token}` };
+    for (const host of [`203.0.113.7:${d.port}`, '[2001:db8::1]:3000', `localhost:${d.port}`, 'numgrad.internal']) {
+      expect((await send(d.port, '/api/runs', { Host: host, ...auth })).status, host).toBe(200);
+    }
+    expect((await send(d.port, '/api/runs', { Host: `evil.example:${d.port}`, ...auth })).status).toBe(421);
   });
 
   it('--public-url adds its host (any port), nothing else', async () => {
