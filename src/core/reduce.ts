@@ -50,8 +50,6 @@ export type Placement = 'new' | 'duplicate' | 'overlap';
  */
 export class CoverAssembler {
   readonly out: Float64Array;
-  /** Which child first covered each index (its position in `children`), −1 for none yet. */
-  private readonly owner: Int32Array;
   private readonly children: { readonly name: string; readonly start: number; readonly end: number }[] = [];
 
   constructor(
@@ -59,7 +57,6 @@ export class CoverAssembler {
     readonly total: number,
   ) {
     this.out = new Float64Array(total);
-    this.owner = new Int32Array(total).fill(-1);
   }
 
   put(child: string, start: number, end: number, values: Float64Array): Placement {
@@ -67,21 +64,19 @@ export class CoverAssembler {
       throw new ValidationError(this.op, `range of child ${child}`, `within [0, ${this.total})`, `[${start}, ${end})`);
     }
     if (values.length !== end - start) throw new ValidationError(this.op, `values of child ${child}`, `${end - start} values for [${start}, ${end})`, values.length);
-    const k = this.children.length;
-    // Bitwise: compared as 32-bit words, so −0 ≠ 0 and NaN payloads count (=== would say otherwise).
-    const outWords = new Uint32Array(this.out.buffer);
-    const words = new Uint32Array(values.buffer, values.byteOffset, 2 * values.length);
+    // Ranges, not a mark per index: the usual cover (a few disjoint children) costs a copy and no loop
+    // over its values; only the indices two children share are compared.
     let overlapped = false;
-    for (let i = start; i < end; i++) {
-      const o = this.owner[i];
-      if (o < 0) {
-        this.owner[i] = k;
-        continue;
-      }
+    let duplicate = false;
+    for (const other of this.children) {
+      const lo = Math.max(start, other.start);
+      const hi = Math.min(end, other.end);
+      if (lo >= hi) continue;
       overlapped = true;
-      const j = i - start;
-      if (outWords[2 * i] !== words[2 * j] || outWords[2 * i + 1] !== words[2 * j + 1]) {
-        const other = this.children[o];
+      if (other.start === start && other.end === end) duplicate = true;
+      const i = firstDifference(this.out, lo, values, lo - start, hi - lo);
+      if (i >= 0) {
+        const j = i - start;
         throw new ValidationError(
           this.op,
           `data of child ${child}`,
@@ -91,14 +86,29 @@ export class CoverAssembler {
     }
     this.children.push({ name: child, start, end });
     this.out.set(values, start);
-    if (!overlapped) return 'new';
-    return this.children.some((c, n) => n < k && c.start === start && c.end === end) ? 'duplicate' : 'overlap';
+    return duplicate ? 'duplicate' : overlapped ? 'overlap' : 'new';
   }
 
   /** The first index no child covered, or −1 when every one is in. */
   firstGap(): number {
-    return this.owner.indexOf(-1);
+    let pos = 0;
+    for (const c of [...this.children].sort((x, y) => x.start - y.start)) {
+      if (c.start > pos) return pos;
+      pos = Math.max(pos, c.end);
+    }
+    return pos < this.total ? pos : -1;
   }
+}
+
+/**
+ * The first index in [at, at + n) of `a` whose bytes differ from `b` at the same offset from `from`,
+ * or −1. Bitwise: compared as bytes, so −0 ≠ 0 and NaN payloads count (=== would say otherwise).
+ */
+function firstDifference(a: Float64Array, at: number, b: Float64Array, from: number, n: number): number {
+  const x = new Uint8Array(a.buffer, a.byteOffset + 8 * at, 8 * n);
+  const y = new Uint8Array(b.buffer, b.byteOffset + 8 * from, 8 * n);
+  for (let k = 0; k < x.length; k++) if (x[k] !== y[k]) return at + Math.floor(k / 8);
+  return -1;
 }
 
 const num = (x: number): string => (Object.is(x, -0) ? '-0' : String(x));
