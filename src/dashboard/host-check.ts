@@ -14,6 +14,7 @@ export function hostName(authority: string): string {
 }
 
 const WILDCARD = new Set(['0.0.0.0', '::', '']);
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
  * The DNS-rebinding defence: a web page on `evil.example` whose name an attacker re-points at
@@ -65,6 +66,16 @@ export class HostCheck {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Why a request is refused, if it is: 421 for a Host that is not ours (except ANY_HOST_PATHS), 403
+   * for a state-changing request from another Origin.
+   */
+  refusal(path: string, method: string, host: string | undefined, origin: string | undefined): { status: number; error: string } | undefined {
+    if (!ANY_HOST_PATHS.has(path) && !this.allows(host)) return { status: 421, error: `misdirected request: this dashboard answers ${this.describe()} (add a name with --public-url)` };
+    if (!SAFE_METHODS.has(method) && !this.originAllowed(origin)) return { status: 403, error: 'cross-origin request refused: Origin is not this dashboard' };
+    return undefined;
   }
 
   /** The names it answers to, for the start-up line. */

@@ -16,7 +16,7 @@ import { type Connection, connect, sanitize } from '../io/redis.js';
 import { Keys } from '../workers/keys.js';
 import { Store } from '../workers/store.js';
 import { DashboardAuth, redactQueryToken } from './auth.js';
-import { ANY_HOST_PATHS, HostCheck } from './host-check.js';
+import { HostCheck } from './host-check.js';
 import { DashboardMetrics, METRICS_RUNS, type Snapshot } from './metrics.js';
 import { QueueObserver } from './observer.js';
 
@@ -145,12 +145,8 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   app.addHook('onRequest', async (req, reply) => {
     const url = new URL(req.url, 'http://dashboard');
     // Before credentials: a page that rebinds its own name to this address is refused whoever it is.
-    if (!ANY_HOST_PATHS.has(url.pathname) && !hosts.allows(req.headers.host)) {
-      return reply.code(421).send({ error: `misdirected request: this dashboard answers ${hosts.describe()} (add a name with --public-url)` });
-    }
-    if (!['GET', 'HEAD', 'OPTIONS'].includes(req.method) && !hosts.originAllowed(req.headers.origin)) {
-      return reply.code(403).send({ error: 'cross-origin request refused: Origin is not this dashboard' });
-    }
+    const refused = hosts.refusal(url.pathname, req.method, req.headers.host, req.headers.origin);
+    if (refused !== undefined) return reply.code(refused.status).send({ error: refused.error });
     const verdict = auth.check(url.pathname, { authorization: req.headers.authorization, cookie: req.headers.cookie }, url.searchParams.get('token') ?? undefined);
     if (!verdict.ok) {
       if (verdict.challenge) reply.header('WWW-Authenticate', verdict.challenge);
@@ -200,14 +196,9 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     if (!RUN_ID.test(id)) return reply.code(400).send({ error: 'run id: letters, digits, _ or -, 1–64 characters' });
     const from = req.query.from === undefined ? 0 : Number(req.query.from);
     if (!Number.isInteger(from) || from < 0) return reply.code(400).send({ error: `from must be an integer ≥ 0, got ${JSON.stringify(req.query.from)}` });
-    let run: Awaited<ReturnType<Store['getRun']>>;
-    try {
-      run = await store.getRun(id);
-    } catch (err) {
-      // A malformed run hash: say what is wrong (the listing shows it as corrupt), not a 500.
-      if (err instanceof NumgradError) return reply.code(422).send({ error: err.message });
-      throw err;
-    }
+    // A malformed run hash (listed as corrupt) is a 422 saying what is wrong, not a 500.
+    const run = await store.getRun(id).catch((err: unknown) => (err instanceof NumgradError ? err : Promise.reject(err)));
+    if (run instanceof NumgradError) return reply.code(422).send({ error: run.message });
     if (run === null) return reply.code(404).send({ error: `no run ${id}` });
     const [lines, evalHash] = await Promise.all([store.metrics(id, from), store.evals(id)]);
     const iters: number[] = [];
