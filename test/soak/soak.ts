@@ -19,12 +19,12 @@ export function dashboardUrl(stdout: string): string | undefined {
  * as a Prometheus scrape would. Without `runId` it shows the running run (else the newest), as the
  * page picks one. Returns a stop function, the number of polls done and the errors seen.
  */
-export function pollLikeABrowser(base: string, runId: string | undefined): { stop(): Promise<void>; polls(): number; errors(): string[] } {
+export function pollLikeABrowser(base: string, runId: string | undefined): { stop(): Promise<void>; polls(): number; errors(until?: number): string[] } {
   let stopped = false;
   let polls = 0;
   let next = 0;
   let lastScrape = 0;
-  const errors: string[] = [];
+  const errors: { at: number; message: string }[] = [];
   const get = async (path: string): Promise<unknown> => {
     const r = await fetch(base + path, { headers: { 'cache-control': 'no-store' } });
     const body = path === '/' || path === '/metrics' ? await r.text() : await r.json();
@@ -35,7 +35,7 @@ export function pollLikeABrowser(base: string, runId: string | undefined): { sto
     try {
       await get('/');
     } catch (err) {
-      errors.push(String(err));
+      errors.push({ at: Date.now(), message: String(err) });
     }
     while (!stopped) {
       try {
@@ -51,7 +51,7 @@ export function pollLikeABrowser(base: string, runId: string | undefined): { sto
         }
         polls++;
       } catch (err) {
-        if (errors.length < 20) errors.push(String(err));
+        if (errors.length < 20) errors.push({ at: Date.now(), message: String(err) });
       }
       await sleep(2_000);
     }
@@ -62,7 +62,8 @@ export function pollLikeABrowser(base: string, runId: string | undefined): { sto
       await loop;
     },
     polls: () => polls,
-    errors: () => errors,
+    /** What failed, up to the time `until` (ms since the epoch) when given. */
+    errors: (until = Infinity) => errors.filter((e) => e.at <= until).map((e) => `${new Date(e.at).toISOString()} ${e.message}`),
   };
 }
 
