@@ -37,9 +37,8 @@ export class QueueObserver {
   private readonly loop: Promise<void>;
   private positioned: Promise<void> = Promise.resolve();
   private closed = false;
-  /** Resolves on close(): a read pending while Redis is down never settles (ioredis keeps it queued), so the loop races this. */
-  private readonly stopped: Promise<null>;
-  private stop: () => void = () => undefined;
+  /** What close() calls to settle the waits in flight: a read pending while Redis is down never settles (ioredis keeps it queued). */
+  private readonly onStop = new Set<() => void>();
   private readonly pending = new Map<string, Pending>();
   private readonly recent: number[] = [];
   private readonly started = Date.now();
@@ -52,7 +51,6 @@ export class QueueObserver {
   ) {
     // XREAD BLOCK needs a connection of its own, retrying while Redis is away.
     this.conn = connect(opts.redisUrl, 'worker');
-    this.stopped = new Promise<null>((resolve) => (this.stop = () => resolve(null)));
     this.loop = this.consume();
   }
 
@@ -78,15 +76,13 @@ export class QueueObserver {
         if (ids === undefined) {
           // Start at each stream's end: only what happens from now on is observed.
           const last = Promise.all(streams.map(async (k) => (await this.conn.xrevrange(k, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0'));
-          last.catch(() => undefined);
-          const ends = await Promise.race([last, this.stopped]);
+          const ends = await this.orStop(last);
           if (ends === null) break;
           ids = ends;
           markPositioned();
         }
         const read = this.conn.xread('COUNT', 1000, 'BLOCK', 2_000, 'STREAMS', ...streams, ...ids) as Promise<[string, [string, string[]][]][] | null>;
-        read.catch(() => undefined);
-        const res = await Promise.race([read, this.stopped]);
+        const res = await this.orStop(read);
         if (this.closed) break;
         for (const [key, entries] of res ?? []) {
           const i = streams.indexOf(key);
@@ -99,9 +95,36 @@ export class QueueObserver {
       } catch (err) {
         if (this.closed) break;
         this.opts.logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'queue events read failed; retrying');
-        await Promise.race([new Promise((r) => setTimeout(r, 1_000)), this.stopped]);
+        await this.orStop(new Promise((r) => setTimeout(r, 1_000).unref()));
       }
     }
+  }
+
+  /**
+   * `p`, or null as soon as close() is called. Not `Promise.race([p, stopped])` against one promise
+   * that lives as long as the observer: every race leaves a reaction on it that holds the race's
+   * result until it settles, so every XREAD reply (the 'completed' events carry the shards' return
+   * values, ~0.45 MB per training step) stayed reachable for the dashboard's whole life.
+   */
+  private orStop<T>(p: Promise<T>): Promise<T | null> {
+    if (this.closed) {
+      p.catch(() => undefined);
+      return Promise.resolve(null);
+    }
+    return new Promise<T | null>((resolve, reject) => {
+      const stop = (): void => resolve(null);
+      this.onStop.add(stop);
+      p.then(
+        (v) => {
+          this.onStop.delete(stop);
+          resolve(v);
+        },
+        (err: unknown) => {
+          this.onStop.delete(stop);
+          reject(err);
+        },
+      );
+    });
   }
 
   private onEvent(queue: string, id: string, fields: string[]): void {
@@ -175,7 +198,8 @@ export class QueueObserver {
   close(): Promise<void> {
     if (this.closing === undefined) {
       this.closed = true;
-      this.stop();
+      for (const stop of this.onStop) stop();
+      this.onStop.clear();
       this.conn.disconnect();
       this.closing = this.loop.catch(() => undefined);
     }

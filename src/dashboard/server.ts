@@ -12,7 +12,7 @@ import { QUEUES } from '../core/contract.js';
 import { NumgradError } from '../core/errors.js';
 import type { Config, DashboardCredentials } from '../io/config.js';
 import type { Logger } from '../io/logger.js';
-import { type Connection, connect, sanitize } from '../io/redis.js';
+import { type Connection, connect, sanitize, withTimeout } from '../io/redis.js';
 import { Keys } from '../workers/keys.js';
 import { Store } from '../workers/store.js';
 import { DashboardAuth, redactQueryToken } from './auth.js';
@@ -68,11 +68,6 @@ function loadAssets(): { page: string; uplotJs: string; uplotCss: string } {
     uplotJs: readFileSync(join(uplotDist, 'uPlot.iife.min.js'), 'utf8'),
     uplotCss: readFileSync(join(uplotDist, 'uPlot.min.css'), 'utf8'),
   };
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<T>((_, rej) => (t = setTimeout(() => rej(new Error(`no answer within ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
 }
 
 /** The first port from `start` that `host` can bind, trying `tries` more after it. */
