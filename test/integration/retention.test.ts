@@ -5,10 +5,11 @@
  * the run was the last to hold. A running run is refused unless --force, which cancels it first;
  * the dashboard's /api/runs and /metrics drop removed runs.
  */
+import { FlowProducer } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { trainConfig } from '../../src/core/training.js';
+import { initialParams, trainConfig } from '../../src/core/training.js';
 import { type Dashboard, startDashboard } from '../../src/dashboard/server.js';
 import { buildConfig } from '../../src/io/config.js';
 import { main } from '../../src/producer/cli.js';
@@ -17,6 +18,7 @@ import { QueueClient } from '../../src/producer/queue-client.js';
 import { jobId, trainStepFlow } from '../../src/workers/flows.js';
 import { Keys } from '../../src/workers/keys.js';
 import { QueueWorker } from '../../src/workers/queue-worker.js';
+import { Store } from '../../src/workers/store.js';
 import { cleanup, closeRedis, keysUnder, redisUrl, sleep, uniquePrefix } from '../helpers/redis.js';
 
 const prefix = uniquePrefix();
@@ -64,27 +66,28 @@ async function doneRun(id: string): Promise<void> {
   expect(r.state).toBe('done');
 }
 
-/** A run whose step 0 failed for good (a child on another h: the reducer refuses it), marked failed as a follower does. */
+/**
+ * A run whose step 0 failed for good, marked failed as a follower does: created as the CLI creates
+ * one, but its step 0 is submitted with one child on another h, which the reducer refuses. Nothing
+ * else of the run is queued, so what it leaves is exactly a failed step and the snapshot it held.
+ */
 async function failedRun(id: string): Promise<void> {
-  await client.startRun({ ...small, iters: 1000 }, 2, id);
-  // Cancel at once so the run stops advancing, then fail its next step by hand with a bad child.
-  await conn.hset(keys.run(id), 'state', 'cancelled');
-  for (let k = 0; k < 200 && (await conn.exists(`${prefix}:reduce:${jobId('run', id, 'step', 0)}`)) === 1; k++) await sleep(50);
-  const run = await client.run(id);
-  const flow = trainStepFlow(id, run.step, run.params, 10, 1, 20, 1e-4, 2);
+  const store = new Store(conn, keys);
+  const cfg = { ...small, iters: 1000 };
+  const version = await store.putParams(initialParams(cfg), jobId('run', id, 'step', 0));
+  expect(await store.createRun(id, { ...cfg, shards: 2 }, version)).toBe(true);
+  const flow = trainStepFlow(id, 0, version, cfg.hidden, cfg.seed, cfg.batch, cfg.h, 2);
   (flow.children?.[1].data as { h: number }).h = 2e-4;
-  await conn.hset(keys.run(id), 'state', 'running');
-  const { FlowProducer } = await import('bullmq');
   const fp = new FlowProducer({ connection: conn, prefix });
-  await conn.sadd(keys.holders(run.params), jobId('run', id, 'step', run.step));
   await fp.add(flow);
   await fp.close();
-  for (let k = 0; k < 200; k++) {
-    const j = await client.stepFailure(await client.run(id)).catch(() => undefined);
-    if (j !== undefined) break;
-    await sleep(50);
+  let reason: string | undefined;
+  for (let k = 0; k < 600 && reason === undefined; k++) {
+    reason = await client.stepFailure(await client.run(id));
+    if (reason === undefined) await sleep(50);
   }
-  await conn.hset(keys.run(id), { state: 'failed', error: 'test' });
+  expect(reason).toMatch(/^train-step: data\.h of child /);
+  await store.setState(id, 'failed', reason);
 }
 
 describe('numgrad runs rm / prune', () => {
