@@ -18,6 +18,8 @@ interface Pending {
 
 /** Jobs tracked between their events; past this the oldest are forgotten (a missed 'completed' must not grow memory). */
 const MAX_PENDING = 20_000;
+/** Runs whose last step time is kept (the page lists 50). */
+const MAX_RUNS = 50;
 /** The window of shards per second. */
 const RATE_WINDOW_MS = 10_000;
 
@@ -172,7 +174,11 @@ export class QueueObserver {
     const name = p.name ?? 'unknown';
     this.sinks.flow(seconds, name);
     const step = name === JOBS.trainStep ? /^run-(.+)-step-(\d+)$/.exec(jobId) : null;
-    if (step !== null) this.lastStep.set(step[1], { seconds, step: Number(step[2]) });
+    if (step === null) return;
+    // Newest last, and only the runs a page can list: removed and old runs drop out.
+    this.lastStep.delete(step[1]);
+    this.lastStep.set(step[1], { seconds, step: Number(step[2]) });
+    if (this.lastStep.size > MAX_RUNS) this.lastStep.delete(this.lastStep.keys().next().value as string);
   }
 
   private prune(): void {
