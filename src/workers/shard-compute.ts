@@ -17,8 +17,8 @@ interface Ahead {
   served: number;
 }
 
-/** Whole gradients computed ahead and kept for their shards: the next step's, and one spare. */
-const AHEAD_KEPT = 2;
+/** Whole gradients computed ahead and kept for their shards (the next step of up to this many runs at once). */
+const AHEAD_KEPT = 4;
 /** Gradients whose coverage by this process is remembered (for `coveredHere`). */
 const COVERAGE_KEPT = 8;
 
