@@ -242,7 +242,7 @@ export class QueueWorker {
       if (theta === null) throw new ValidationError('train-step', 'data.params', 'a params version stored in Redis', d.params);
       const nextParams = sgdStep(theta, g, cfg.lr);
       next = paramsVersion(nextParams);
-      if (t + 1 < cfg.iters) this.stepAhead(d, cfg, next, nextParams);
+      this.stepAhead(d, cfg, next, nextParams);
       await this.store.putParams(nextParams, jobId('run', d.run, 'step', t + 1), next);
       if (isEvalStep(cfg, t)) {
         await this.store.hold(next, jobId('run', d.run, 'eval', t, 'train'));
@@ -279,9 +279,10 @@ export class QueueWorker {
   }
 
   /**
-   * Keeps θ_{t+1} (this process's shards of step t+1 need not read it back from Redis) and, when this
-   * process computed the whole of step t, starts step t+1's gradient now: it runs while the step is
-   * written and handed out, and the step's shard jobs that come here take their ranges from it.
+   * Keeps θ_{t+1} (this process's shards of step t+1 and of its evaluations need not read it back
+   * from Redis) and, when this process computed the whole of step t, starts step t+1's gradient now:
+   * it runs while the step is written and handed out, and the step's shard jobs that come here take
+   * their ranges from it.
    */
   private stepAhead(d: TrainStepData, cfg: RunSummary['config'], next: string, nextParams: Float64Array): void {
     let snap: ReturnType<typeof snapshot>;
@@ -292,7 +293,7 @@ export class QueueWorker {
     }
     void this.paramsCache.get(next, async () => snap).catch(() => undefined);
     const total = paramCount(cfg.hidden);
-    if (this.compute.coveredHere(d.params, seededBatch(cfg.seed, d.step, cfg.batch), cfg.h, total)) {
+    if (d.step + 1 < cfg.iters && this.compute.coveredHere(d.params, seededBatch(cfg.seed, d.step, cfg.batch), cfg.h, total)) {
       this.compute.ahead(next, nextParams, seededBatch(cfg.seed, d.step + 1, cfg.batch), cfg.h);
     }
   }
