@@ -13,15 +13,23 @@
  * `completed` events in the reduce queue's events stream, completed(t) − completed(t − 1), for
  * steps past a warm-up (the epoch evaluation of step 0 and the JIT). Every figure is the median of
  * the window's steps; the ratios are taken window by window and their median reported.
+ *
+ *   npm run bench:step [-- --windows 5 --steps 40]     these windows alone (npm run bench has them as rows)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Command } from 'commander';
 import { Redis } from 'ioredis';
+import { initParams } from '../src/core/network.js';
+import { DEFAULT_H } from '../src/core/numerical.js';
+import { Rng, miniBatchIndices } from '../src/core/prng.js';
 import { batchFor, initialParams, sgdStep, trainConfig } from '../src/core/training.js';
+import { intOption } from '../src/producer/options.js';
 import { LocalPool } from '../src/workers/pool.js';
-import { REPO } from './contenders.js';
+import { REPO, allThreads, startRedis } from './contenders.js';
+import { parseFlags, runIfEntry } from './entry.js';
 import type { BenchContext, Contender, RunResult } from './run.js';
 
 const CLI = join(REPO, 'dist/src/producer/cli.js');
@@ -235,3 +243,35 @@ export function stepLines(r: StepReport): string[] {
   L.push('');
   return L;
 }
+
+/** `node dist/bench/queue-step.js [--windows 5] [--steps 40]`: the windows alone, on a redis-server of its own. */
+export async function main(argv: string[]): Promise<number> {
+  const OP = 'bench:step';
+  const program = new Command('queue-step')
+    .option('--windows <n>', 'windows after the first (warm-up) one', '5')
+    .option('--steps <n>', 'measured steps per window and setup', '40')
+    .option('--threads <n>', 'threads of the local pool and of the worker', String(allThreads()));
+  const usage = parseFlags(program, argv);
+  if (usage !== undefined) return usage;
+  const f = program.opts<{ windows: string; steps: string; threads: string }>();
+  const windows = intOption(OP, '--windows', f.windows, 1, 100);
+  const redis = await startRedis();
+  const url = redis?.url ?? process.env.REDIS_URL;
+  const bench = new StepBench(() => url, intOption(OP, '--threads', f.threads, 1, 256), intOption(OP, '--steps', f.steps, 1, 10_000));
+  try {
+    const params = initParams(50, new Rng(0));
+    const indices = miniBatchIndices(0, 0, 100, 60_000);
+    const ctx = { params, indices, h: DEFAULT_H } as BenchContext;
+    for (let w = 0; w <= windows; w++) {
+      const x = await bench.window(ctx);
+      console.log(`window ${w}${w === 0 ? ' (warm-up)' : ''}: local ${ms(x.local)}, all-in-one ${ms(x.start)} (${(x.start / x.local).toFixed(2)}×), two processes ${ms(x.twoProcess)} (${(x.twoProcess / x.local).toFixed(2)}×), machine ${x.machine.toFixed(2)}×, load ${x.load.toFixed(2)}`);
+    }
+  } finally {
+    await bench.close();
+    redis?.stop();
+  }
+  console.log(stepLines(bench.report()).join('\n'));
+  return 0;
+}
+
+runIfEntry(import.meta.url, 'bench:step', main);

@@ -19,7 +19,7 @@ import { type RedisServer, sleep, startRedisServer } from '../helpers/redis.js';
 
 const ITERS = 30;
 const SHARDS = 4;
-const cfg = trainConfig({ iters: ITERS, evalEvery: 10, seed: 7 });
+const cfg = trainConfig({ iters: ITERS, evalEvery: 15, seed: 7 });
 const prefix = 'ngahead';
 
 let server: RedisServer;
@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 describe('queue: one worker steps ahead', () => {
-  it(`a ${ITERS}-iteration run on one in-process worker: θ read from Redis only at step 0 and at the end, every shard after step 0 served by the gradient started ahead, params and metrics bitwise the local run's`, { timeout: 240_000 }, async () => {
+  it(`a ${ITERS}-iteration run on one in-process worker: θ read from Redis only at step 0 and at the end, every shard after step 0 served by the gradient started ahead, params and metrics bitwise the local run's`, { timeout: 600_000 }, async () => {
     const monitor = new Redis(server.url);
     const reads: string[] = [];
     const m = await monitor.monitor();
