@@ -27,6 +27,7 @@ import { readNpyFile, writeNpyFile } from '../src/io/npy-file.js';
 import { intOption } from '../src/producer/options.js';
 import { allThreads, localPoolContender, queueContender, startRedis } from './contenders.js';
 import { type EvalReport, benchEvaluation } from './evaluation.js';
+import { StepBench, stepContenders, stepLines } from './queue-step.js';
 import { type ScalingReport, benchPoolScaling, scalingLines } from './pool-scaling.js';
 import { parseFlags, runIfEntry } from './entry.js';
 
@@ -531,6 +532,9 @@ export async function main(argv: string[]): Promise<number> {
     addContender(queueContender(() => redisUrl, 1, threads, 4));
     if (threads > 1) addContender(queueContender(() => redisUrl, 2, 1, 4));
   }
+  // A training step through the queue (all-in-one and two processes) beside the local step (bench/queue-step.ts).
+  const step = redisUrl === undefined ? undefined : new StepBench(() => redisUrl, threads, quick ? 20 : 40);
+  for (const c of step === undefined ? [] : stepContenders(step)) addContender(c);
   let rep: Report;
   let evalRep: EvalReport | undefined;
   let scaling: ScalingReport | undefined;
@@ -551,11 +555,12 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     redis?.stop();
   }
-  console.log(summaryLines(rep, evalRep, redis !== undefined, scaling).join('\n'));
+  const stepMd = step !== undefined && step.windows.length > 1 ? stepLines(step.report()) : [];
+  console.log([...summaryLines(rep, evalRep, redis !== undefined, scaling), ...stepMd].join('\n'));
   if (f.write) {
     const path = join(REPO_ROOT, 'docs/BENCHMARKS.md');
     mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, `${renderMarkdown(rep)}\n${summaryLines(rep, evalRep, redis !== undefined, scaling).join('\n')}\n`);
+    writeFileSync(path, `${renderMarkdown(rep)}\n${[...summaryLines(rep, evalRep, redis !== undefined, scaling), ...stepMd].join('\n')}\n`);
     console.log(`wrote ${relative(process.cwd(), path) || path}`);
   }
   return rep.ok ? 0 : 1;

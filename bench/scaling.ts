@@ -596,7 +596,11 @@ function render(r: Rendered): string {
   L.push('flow and completes; the shards run (each worker process plans the step once — the forward pass at θ —');
   L.push('and computes its ranges on its threads); when the last shard completes BullMQ moves the parent to');
   L.push('waiting, a reducer takes it, assembles the K results, applies the SGD step, stores θ_{t+1}, advances the');
-  L.push('run and adds step t+1. From the events streams (Redis timestamps):');
+  L.push('run and adds step t+1. Each shard runs on all of its worker process\'s threads (units claimed from');
+  L.push('shared memory, as on the local pool). A reducer keeps the θ_{t+1} it computed for its own process\'s');
+  L.push('shards, and when its process computed all of step t it starts step t+1\'s whole gradient at once, beside');
+  L.push('the Redis writes and the hand-off; the shards of step t+1 that reach that process take their ranges');
+  L.push('from it (src/workers/shard-compute.ts). From the events streams (Redis timestamps):');
   L.push('');
   L.push('- **step** = completed(t) − completed(t−1) = **shards** (completed(t−1) → last shard of t completed)');
   L.push('  + **hand-off** (→ the reducer of t active) + **reducer** (active → completed).');

@@ -68,10 +68,15 @@ export function evaluationFlow(d: EvaluationData, id?: string, shardSamples = EV
   return { name: JOBS.evaluation, queueName: QUEUES.reduce, data: d, opts: { ...PARENT_OPTS, ...(id ? { jobId: id } : {}) }, children };
 }
 
+/** The seeded mini-batch of step `step` of a run, as its fd-shards name it. */
+export function seededBatch(seed: number, step: number, size: number): BatchSpec {
+  return { kind: 'seeded', seed, step, size };
+}
+
 /** Step t of a run: deterministic ids, so enqueueing the same step twice adds nothing. */
 export function trainStepFlow(run: string, step: number, params: string, hidden: number, seed: number, batchSize: number, h: number, shards: number): FlowJob {
   const id = jobId('run', run, 'step', step);
   const data: TrainStepData = { v: CONTRACT_VERSION, run, step, params };
-  const batch: BatchSpec = { kind: 'seeded', seed, step, size: batchSize };
+  const batch = seededBatch(seed, step, batchSize);
   return { name: JOBS.trainStep, queueName: QUEUES.reduce, data, opts: { ...PARENT_OPTS, jobId: id }, children: fdChildren(params, hidden, batch, h, shards, id) };
 }

@@ -41,8 +41,11 @@ export interface EvaluationResult {
 }
 
 let nextPlanId = 1;
-/** Spare shared buffers a pool keeps: a plan and a workspace for each of two gradients in flight. */
-const SPARE_BUFFERS = 4;
+/**
+ * Spare shared buffers a pool keeps: a plan and a workspace for each of two gradients in flight, and
+ * a workspace for each of the 2 × threads shard ranges a queue worker runs at once.
+ */
+const spareBuffers = (threads: number): number => 4 + 2 * threads;
 
 
 /** A gradient whose plan is on the threads' shared memory, ready for shards. */
@@ -123,7 +126,7 @@ export class LocalPool {
 
   private giveBack(buffer: SharedArrayBuffer): void {
     if (!this.lent.delete(buffer)) return;
-    if (this.spare.length < SPARE_BUFFERS) this.spare.push(buffer);
+    if (this.spare.length < spareBuffers(this.threads)) this.spare.push(buffer);
   }
 
   /**

@@ -1,6 +1,6 @@
 import { FlowProducer, type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import {
-  type BatchSpec, CeShardData, type CeShardResult, EvaluationData, type EvaluationResult, FdShardData, type FdShardResult, GradientData, type GradientResult,
+  CeShardData, type CeShardResult, EvaluationData, type EvaluationResult, FdShardData, type FdShardResult, GradientData, type GradientResult,
   JOBS, QUEUES, TRAIN_SIZE, TrainStepData, parsePayload,
 } from '../core/contract.js';
 import { NumgradError, ValidationError } from '../core/errors.js';
@@ -11,11 +11,13 @@ import type { Logger } from '../io/logger.js';
 import { redactUrl } from '../io/config.js';
 import { type Connection, connect, isAuthError, sanitize } from '../io/redis.js';
 import { checkClusterPrefix } from '../io/redis-url.js';
-import { batchIndices, batchKey, f64ToBase64 } from './codec.js';
+import { batchIndices, f64ToBase64, paramsVersion } from './codec.js';
 import { assembleChildren, ceOrigin, fdOrigin } from './children.js';
-import { EVAL_SHARD_SAMPLES, EVENTS_STREAMS, evaluationFlow, jobId, trainStepFlow } from './flows.js';
+import { EVAL_SHARD_SAMPLES, EVENTS_STREAMS, evaluationFlow, jobId, seededBatch, trainStepFlow } from './flows.js';
 import { Keys } from './keys.js';
-import { LocalPool, type PreparedGradient } from './pool.js';
+import { Lru } from './lru.js';
+import { LocalPool } from './pool.js';
+import { ShardCompute } from './shard-compute.js';
 import { type RunSummary, Store } from './store.js';
 
 export interface QueueWorkerOptions {
@@ -38,39 +40,6 @@ export interface QueueWorkerOptions {
   readonly onFatal?: (message: string) => void;
 }
 
-interface PlanEntry {
-  readonly prep: PreparedGradient;
-  users: number;
-  evicted: boolean;
-  released: boolean;
-}
-
-/** A tiny LRU of promises, so concurrent jobs of one step share one load or one plan. */
-class Lru<V> {
-  private readonly map = new Map<string, Promise<V>>();
-  constructor(
-    private readonly size: number,
-    private readonly onEvict: (value: Promise<V>) => void = () => undefined,
-  ) {}
-  get(key: string, make: () => Promise<V>): Promise<V> {
-    let p = this.map.get(key);
-    if (p !== undefined) {
-      this.map.delete(key);
-      this.map.set(key, p);
-      return p;
-    }
-    p = make();
-    p.catch(() => this.map.delete(key));
-    this.map.set(key, p);
-    while (this.map.size > this.size) {
-      const oldest = this.map.keys().next().value as string;
-      this.onEvict(this.map.get(oldest) as Promise<V>);
-      this.map.delete(oldest);
-    }
-    return p;
-  }
-}
-
 /**
  * `numgrad worker`: BullMQ workers whose processors are thin — validate the payload at the edge,
  * hand the numerics to the piscina pool (so this event loop stays free to renew locks), return a
@@ -79,24 +48,13 @@ class Lru<V> {
  */
 export class QueueWorker {
   readonly pool: LocalPool;
+  readonly compute: ShardCompute;
   private readonly conn: Connection;
   private readonly store: Store;
   private readonly flows: FlowProducer;
   private readonly reduceQueue: Queue;
   private readonly workers: Worker[] = [];
   private readonly paramsCache = new Lru<{ params: Float64Array; shared: SharedArrayBuffer }>(6);
-  /**
-   * Plans of recent gradients (several shards of one gradient share one). A plan's shared buffer
-   * goes back to the pool for reuse once it has left the cache and no shard uses it: left to the
-   * GC, these ~3 MB buffers outlive their use by a long way (the threads, which allocate little,
-   * collect rarely and hold them until they do), and a long run piled up gigabytes.
-   */
-  private readonly plans = new Lru<PlanEntry>(4, (p) => {
-    p.then((e) => {
-      e.evicted = true;
-      this.releaseIfIdle(e);
-    }, () => undefined);
-  });
   private closing: Promise<void> | undefined;
   /** Shards completed by this process (for metrics and logs). */
   shardsDone = 0;
@@ -104,6 +62,7 @@ export class QueueWorker {
   constructor(private readonly opts: QueueWorkerOptions) {
     checkClusterPrefix(opts.redisUrl, opts.prefix);
     this.pool = new LocalPool({ threads: opts.threads, mnistDir: opts.mnistDir });
+    this.compute = new ShardCompute(this.pool);
     this.conn = connect(opts.redisUrl, 'worker', (attempt, delay) => opts.logger.warn({ attempt, delayMs: delay }, 'Redis unreachable; retrying'));
     this.store = new Store(this.conn, new Keys(opts.prefix));
     this.flows = new FlowProducer({ connection: this.conn, prefix: opts.prefix });
@@ -181,14 +140,7 @@ export class QueueWorker {
         throw err;
       }
       if (params === null) throw new ValidationError('shard', 'data.params', 'a params version stored in Redis', `unknown version ${version.slice(0, 12)}…`);
-      // Anyone who can write to Redis can store a snapshot: NaN or ±Infinity in it would make every
-      // derivative NaN (or a silent garbage step), so it is refused once, when the snapshot is loaded.
-      for (let c = 0; c < params.length; c++) {
-        if (!Number.isFinite(params[c])) throw new ValidationError('shard', `data.params[${c}]`, 'a finite number in the stored snapshot', params[c]);
-      }
-      const shared = new SharedArrayBuffer(params.byteLength);
-      new Float64Array(shared).set(params);
-      return { params, shared };
+      return snapshot(params);
     });
     // Checked for every job, not only the one whose load fills the cache: a later job naming the
     // same version may claim another H (and with it a range past the end of these params).
@@ -203,28 +155,8 @@ export class QueueWorker {
 
   private async fdShard(d: FdShardData): Promise<FdShardResult> {
     const { params } = await this.loadParams(d.params, d.hidden);
-    const key = `${d.params}|${batchKey(d.batch)}|${d.h}`;
-    let entry: PlanEntry;
-    for (;;) {
-      entry = await this.plans.get(key, async () => ({ prep: this.pool.prepareGradient(params, batchIndices(d.batch, TRAIN_SIZE), d.h), users: 0, evicted: false, released: false }));
-      // Evicted and handed back between the lookup and here: the next lookup makes it again.
-      if (!entry.released) break;
-    }
-    entry.users++;
-    try {
-      const g = await this.pool.gradientShard(entry.prep, d.start, d.end);
-      return { start: d.start, end: d.end, data: f64ToBase64(g), ...(d.start === 0 ? { loss: entry.prep.loss } : {}), of: fdOrigin(d.params, d.hidden, d.batch, d.h) };
-    } finally {
-      entry.users--;
-      this.releaseIfIdle(entry);
-    }
-  }
-
-  /** A plan no longer cached and no longer in use: its buffer is the pool's again. */
-  private releaseIfIdle(e: PlanEntry): void {
-    if (!e.evicted || e.users > 0 || e.released) return;
-    e.released = true;
-    this.pool.releaseGradient(e.prep);
+    const { values, loss } = await this.compute.range(d.params, params, d.batch, d.h, d.start, d.end);
+    return { start: d.start, end: d.end, data: f64ToBase64(values), ...(d.start === 0 ? { loss } : {}), of: fdOrigin(d.params, d.hidden, d.batch, d.h) };
   }
 
   private async ceShard(d: CeShardData): Promise<CeShardResult> {
@@ -283,12 +215,14 @@ export class QueueWorker {
     let next: string;
     let advanced = false;
     if (run.step === t) {
-      const batch: BatchSpec = { kind: 'seeded', seed: cfg.seed, step: t, size: cfg.batch };
-      const { out: g, loss } = await assembleChildren(job, JOBS.trainStep, paramCount(cfg.hidden), fdOrigin(d.params, cfg.hidden, batch, cfg.h));
-      const theta = await this.store.getParams(d.params);
+      const { out: g, loss } = await assembleChildren(job, JOBS.trainStep, paramCount(cfg.hidden), fdOrigin(d.params, cfg.hidden, seededBatch(cfg.seed, t, cfg.batch), cfg.h));
+      // θ_t as this process's shards loaded it (or as its reducer computed it), else from Redis.
+      const theta = (await this.paramsCache.peek(d.params)?.catch(() => undefined))?.params ?? (await this.store.getParams(d.params));
       if (theta === null) throw new ValidationError('train-step', 'data.params', 'a params version stored in Redis', d.params);
       const nextParams = sgdStep(theta, g, cfg.lr);
-      next = await this.store.putParams(nextParams, jobId('run', d.run, 'step', t + 1));
+      next = paramsVersion(nextParams);
+      this.stepAhead(d, cfg, next, nextParams);
+      await this.store.putParams(nextParams, jobId('run', d.run, 'step', t + 1), next);
       if (isEvalStep(cfg, t)) {
         await this.store.hold(next, jobId('run', d.run, 'eval', t, 'train'));
         await this.store.hold(next, jobId('run', d.run, 'eval', t, 'test'));
@@ -323,6 +257,26 @@ export class QueueWorker {
     return { step: t, advanced };
   }
 
+  /**
+   * Keeps θ_{t+1} (this process's shards of step t+1 and of its evaluations need not read it back
+   * from Redis) and, when this process computed the whole of step t, starts step t+1's gradient now:
+   * it runs while the step is written and handed out, and the step's shard jobs that come here take
+   * their ranges from it.
+   */
+  private stepAhead(d: TrainStepData, cfg: RunSummary['config'], next: string, nextParams: Float64Array): void {
+    let snap: ReturnType<typeof snapshot>;
+    try {
+      snap = snapshot(nextParams);
+    } catch {
+      return; // refused when a shard loads it from Redis, with the message that names the value
+    }
+    void this.paramsCache.get(next, async () => snap).catch(() => undefined);
+    const total = paramCount(cfg.hidden);
+    if (d.step + 1 < cfg.iters && this.compute.coveredHere(d.params, seededBatch(cfg.seed, d.step, cfg.batch), cfg.h, total)) {
+      this.compute.ahead(next, nextParams, seededBatch(cfg.seed, d.step + 1, cfg.batch), cfg.h);
+    }
+  }
+
   private async tryFinish(id: string): Promise<void> {
     const run: RunSummary | null = await this.store.getRun(id);
     if (run === null || run.step < run.iters) return;
@@ -342,6 +296,20 @@ export class QueueWorker {
     }
     return this.closing;
   }
+}
+
+/**
+ * A params snapshot as the shards use it. Anyone who can write to Redis can store a snapshot: NaN or
+ * ±Infinity in it would make every derivative NaN (or a silent garbage step), so it is refused once,
+ * when the snapshot is loaded.
+ */
+function snapshot(params: Float64Array): { params: Float64Array; shared: SharedArrayBuffer } {
+  for (let c = 0; c < params.length; c++) {
+    if (!Number.isFinite(params[c])) throw new ValidationError('shard', `data.params[${c}]`, 'a finite number in the stored snapshot', params[c]);
+  }
+  const shared = new SharedArrayBuffer(params.byteLength);
+  new Float64Array(shared).set(params);
+  return { params, shared };
 }
 
 /** numgrad's own errors mean the job itself is wrong: retrying cannot help. */

@@ -65,9 +65,12 @@ export class Store {
     readonly keys: Keys,
   ) {}
 
-  /** Stores params (once per version) and registers `holder` as needing them; returns the version. */
-  async putParams(params: Float64Array, holder: string): Promise<string> {
-    const v = paramsVersion(params);
+  /**
+   * Stores params (once per version) and registers `holder` as needing them; returns the version.
+   * `version` is paramsVersion(params), when the caller has computed it already.
+   */
+  async putParams(params: Float64Array, holder: string, version?: string): Promise<string> {
+    const v = version ?? paramsVersion(params);
     await this.redis.multi().set(this.keys.params(v), f64Bytes(params), 'NX').sadd(this.keys.holders(v), holder).exec();
     return v;
   }
