@@ -126,7 +126,15 @@ export class LocalPool {
 
   private giveBack(buffer: SharedArrayBuffer): void {
     if (!this.lent.delete(buffer)) return;
-    if (this.spare.length < spareBuffers(this.threads)) this.spare.push(buffer);
+    if (this.spare.length < spareBuffers(this.threads)) {
+      this.spare.push(buffer);
+      return;
+    }
+    // Full: keep the larger ones. A dropped plan buffer (~3 MB) is replaced by a new one that the
+    // threads free late (a run piles them up); a dropped workspace costs little.
+    let smallest = 0;
+    for (let k = 1; k < this.spare.length; k++) if (this.spare[k].byteLength < this.spare[smallest].byteLength) smallest = k;
+    if (this.spare[smallest].byteLength < buffer.byteLength) this.spare[smallest] = buffer;
   }
 
   /**
