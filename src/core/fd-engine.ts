@@ -97,7 +97,9 @@ export class FdEngine {
     }
     const kernel = rowsBackend === 'js' ? undefined : sharedMemoRowsKernel();
     if (kernel !== undefined) {
-      this.rowsComputed += kernel.fill(this.plan, this.memo, this.done, r0, r1, (r) => this.computeRow(r));
+      // (Flagged rows go to computeRow, which counts itself: add after the call, not `+=` around it.)
+      const inKernel = kernel.fill(this.plan, this.memo, this.done, r0, r1, (r) => this.computeRow(r));
+      this.rowsComputed += inKernel;
       return;
     }
     for (let r = r0; r < r1; r++) if (Atomics.load(this.done, r) === 0) this.computeRow(r);
