@@ -1,13 +1,16 @@
 import type { Batch } from './dataset.js';
 import { ValidationError } from './errors.js';
-import { type FdPlan, planGradient } from './fd-plan.js';
+import { expm1Small } from './expm1-small.js';
+import { type FdPlan, logitShiftLoss, planGradient } from './fd-plan.js';
 import { CLASSES, type Layout, layout } from './layout.js';
 import { CEE_DELTA } from './losses.js';
 import { DEFAULT_H, numericalGradientRange } from './numerical.js';
 import { loss } from './network.js';
-import { sharedMemoRowsKernel } from './wasm/memo-rows.js';
+import { rowsKernel } from './wasm/memo-rows.js';
 
 export { type FdPlan, planGradient, planLoss } from './fd-plan.js';
+export { expm1Small } from './expm1-small.js';
+export { type RowsBackend, setRowsBackend } from './wasm/memo-rows.js';
 
 /**
  * The finite-difference engine: g_c = (L(θ + h·e_c) − L(θ − h·e_c)) / 2h for every coordinate c,
@@ -32,22 +35,6 @@ export { type FdPlan, planGradient, planLoss } from './fd-plan.js';
  * for all j, memoised, and reused by every pixel with that level — the same function of the same
  * inputs, so a coordinate's value is bitwise the same whichever shard computes it.
  */
-
-/**
- * Which implementation fills memo rows in bulk (fillRows): 'js' (computeRow below, the reference),
- * 'wasm' (the WebAssembly SIMD kernel of wasm/memo-rows.ts, bitwise identical; falls back to 'js'
- * only where wasm SIMD is missing) or 'auto' (= wasm). Rows computed on demand by a coordinate
- * (a row another thread had not finished) always take the JS loop: the same bits either way.
- */
-export type RowsBackend = 'js' | 'wasm' | 'auto';
-let rowsBackend: RowsBackend = 'auto';
-
-/** Selects the memo-rows backend (for tests and benchmarks); returns the previous setting. */
-export function setRowsBackend(backend: RowsBackend): RowsBackend {
-  const previous = rowsBackend;
-  rowsBackend = backend;
-  return previous;
-}
 
 /**
  * Where memo rows live: D(n, level, ·) values and a done flag per row. By default an engine owns
@@ -95,7 +82,7 @@ export class FdEngine {
     if (!Number.isInteger(r0) || !Number.isInteger(r1) || r0 < 0 || r1 > this.rows || r0 > r1) {
       throw new ValidationError('fillRows', 'range', `integers 0 ≤ start ≤ end ≤ ${this.rows}`, `[${r0}, ${r1})`);
     }
-    const kernel = rowsBackend === 'js' ? undefined : sharedMemoRowsKernel();
+    const kernel = rowsKernel(); // the WebAssembly SIMD kernel (wasm/memo-rows.ts), bitwise this JS loop
     if (kernel !== undefined) {
       // (Flagged rows go to computeRow, which counts itself: add after the call, not `+=` around it.)
       const inKernel = kernel.fill(this.plan, this.memo, this.done, r0, r1, (r) => this.computeRow(r));
@@ -229,29 +216,6 @@ export class FdEngine {
     Atomics.store(this.done, r, 1);
     this.rowsComputed++;
   }
-}
-
-/**
- * expm1(x) to within 2 ulps: for |x| ≤ 2^-11 the series x + x²/2 + x³/6 + x⁴/24 + x⁵/120 leaves
- * out x⁶/720, under 4e-20 relative to the result, far below its ulp (the Horner rounding is the
- * ~1 ulp that remains); larger |x| (a huge h, or
- * huge weights) goes to Math.expm1. This is how exp is evaluated, not an approximation of the loss:
- * the logit moves here are |Δz·w| ≲ h/4·|w| ≈ 1e-5.
- */
-export function expm1Small(x: number): number {
-  if (x > EXPM1_SERIES_LIMIT || x < -EXPM1_SERIES_LIMIT) return Math.expm1(x);
-  return x * (1 + x * (0.5 + x * (1 / 6 + x * (1 / 24 + x * (1 / 120)))));
-}
-const EXPM1_SERIES_LIMIT = 2 ** -11;
-
-/** Sample n's loss when logit k moves by d (e_k·exp(d) = e_k + e_k·expm1(d) keeps S's digits). */
-function logitShiftLoss(plan: FdPlan, n: number, k: number, d: number): number {
-  const q = n * CLASSES;
-  const t = plan.labels[n];
-  const ek = plan.e[q + k];
-  const S = plan.S[n] + ek * Math.expm1(d);
-  const et = t === k ? ek * Math.exp(d) : plan.e[q + t];
-  return -Math.log(et / S + CEE_DELTA);
 }
 
 /**

@@ -100,3 +100,12 @@ export function planLoss(plan: FdPlan): number {
   return pairwiseSum(losses) / plan.count;
 }
 
+/** Sample n's loss when logit k moves by d (e_k·exp(d) = e_k + e_k·expm1(d) keeps S's digits). */
+export function logitShiftLoss(plan: FdPlan, n: number, k: number, d: number): number {
+  const q = n * CLASSES;
+  const t = plan.labels[n];
+  const ek = plan.e[q + k];
+  const S = plan.S[n] + ek * Math.expm1(d);
+  const et = t === k ? ek * Math.exp(d) : plan.e[q + t];
+  return -Math.log(et / S + CEE_DELTA);
+}
