@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FdEngine, type RowsBackend, fdGradient, fdMemory, planGradient, setRowsBackend } from '../../src/core/fd-engine.js';
 import type { FdPlan } from '../../src/core/fd-plan.js';
 import { wasmSimdAvailable } from '../../src/core/wasm/layer1.js';
-import { MemoRowsKernel, memoRowsModuleBytes } from '../../src/core/wasm/memo-rows.js';
+import { MemoRowsKernel } from '../../src/core/wasm/memo-rows.js';
+import { memoRowsModuleBytes } from '../../src/core/wasm/memo-rows-module.js';
 import { wasmApi } from '../../src/core/wasm/emit.js';
 import { bytesOf, scaledCase, seededCase } from '../helpers/data.js';
 
