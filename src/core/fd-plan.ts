@@ -109,3 +109,20 @@ export function logitShiftLoss(plan: FdPlan, n: number, k: number, d: number): n
   const et = t === k ? ek * Math.exp(d) : plan.e[q + t];
   return -Math.log(et / S + CEE_DELTA);
 }
+
+/**
+ * Marks (1) the memo rows that coordinates [start, end) sum: those of W1's pixel rows in the range
+ * (their non-zero entries) and, when b1 is in the range, every sample's level-255 row.
+ */
+export function rowsNeeded(plan: FdPlan, start: number, end: number): Uint8Array {
+  const H = plan.hidden;
+  const b1 = INPUTS * H;
+  const need = new Uint8Array(plan.rowSample.length);
+  if (start < b1) {
+    const i0 = Math.floor(start / H);
+    const i1 = Math.floor((Math.min(end, b1) - 1) / H) + 1;
+    for (let k = plan.colStart[i0], kEnd = plan.colStart[i1]; k < kEnd; k++) need[plan.colRow[k]] = 1;
+  }
+  if (end > b1 && start < b1 + H) for (let n = 0; n < plan.count; n++) need[plan.rowOf255[n]] = 1;
+  return need;
+}

@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FdEngine, type RowsBackend, fdGradient, fdMemory, planGradient, setRowsBackend } from '../../src/core/fd-engine.js';
-import type { FdPlan } from '../../src/core/fd-plan.js';
+import { type FdPlan, rowsNeeded } from '../../src/core/fd-plan.js';
 import { wasmSimdAvailable } from '../../src/core/wasm/layer1.js';
 import { MemoRowsKernel } from '../../src/core/wasm/memo-rows.js';
 import { memoRowsModuleBytes } from '../../src/core/wasm/memo-rows-module.js';
@@ -93,5 +93,29 @@ describe.runIf(wasmSimdAvailable())('memo rows in WebAssembly SIMD (wasm/memo-ro
     engineB.fillRows(10, engineB.rows);
     expect(bytesOf(engineA.shard(0, a.params.length) as Float64Array).equals(bytesOf(wantA))).toBe(true);
     expect(bytesOf(engineB.shard(0, b.params.length) as Float64Array).equals(bytesOf(wantB))).toBe(true);
+  });
+});
+
+describe.runIf(wasmSimdAvailable())('a shard given alone fills the rows it needs with the kernel', () => {
+  it('bitwise: W1 parts, b1, and ranges across the W1/b1/W2 borders give fdGradient bytes, the kernel filling their rows (and no others)', () => {
+    const { params, batch } = seededCase(4, 50, 40);
+    setRowsBackend('js');
+    const want = fdGradient(params, batch);
+    setRowsBackend('wasm');
+    const fill = vi.spyOn(MemoRowsKernel.prototype, 'fill');
+    try {
+      for (const [a, b] of [[0, 1000], [20000, 20070], [39150, 39210], [39199, 39260], [39200, 39250], [39250, 39760]] as const) {
+        fill.mockClear();
+        const plan = planGradient(params, batch);
+        const engine = new FdEngine(plan);
+        const got = engine.shard(a, b) as Float64Array;
+        expect(bytesOf(got).equals(bytesOf(want.subarray(a, b)))).toBe(true);
+        const needed = rowsNeeded(plan, a, Math.min(b, 39250)).reduce((s, v) => s + v, 0);
+        expect(engine.rowsComputed).toBe(needed);
+        expect(fill.mock.calls.length > 0).toBe(needed > 0);
+      }
+    } finally {
+      fill.mockRestore();
+    }
   });
 });
