@@ -29,6 +29,7 @@ import { allThreads, localPoolContender, queueContender, startRedis } from './co
 import { type EvalReport, benchEvaluation } from './evaluation.js';
 import { StepBench, stepContenders, stepLines } from './queue-step.js';
 import { type ScalingReport, benchPoolScaling, scalingLines } from './pool-scaling.js';
+import { coldGradientContender, coldLines } from './cold-gradient.js';
 import { parseFlags, runIfEntry } from './entry.js';
 
 /** The repository root (this file runs as dist/bench/run.js). */
@@ -414,6 +415,9 @@ export function renderMarkdown(rep: Report): string {
   L.push('  computed incrementally (see src/core/fd-engine.ts). The local-pool rows run the same schedule on worker');
   L.push('  threads (src/core/fd-schedule.ts), with the plan made on the main thread. Each');
   L.push('  repetition starts from scratch (new plan, empty memo); one untimed warm-up run goes first (JIT).');
+  L.push('- **cold one-off**: a fresh `numgrad gradient --backend local --threads N --out` process per run (bench/cold-gradient.ts),');
+  L.push('  timed from spawn to exit: node start, module loading, the batch\'s images, thread start-up, JIT warm-up, the');
+  L.push('  gradient and the written .npy (checked byte for byte against fdGradient). No warm-up run: every run is cold.');
   L.push('');
   L.push(`The runs are interleaved: ${o.textbookRuns} rounds, each one textbook run and its share of every other row's runs,`);
   L.push('so every row is timed over the same stretch of time. Every figure is the median of several runs; all runs');
@@ -528,6 +532,8 @@ export async function main(argv: string[]): Promise<number> {
   const threads = allThreads();
   addContender(localPoolContender(1));
   if (threads > 1) addContender(localPoolContender(threads));
+  addContender(coldGradientContender(1));
+  if (threads > 1) addContender(coldGradientContender(threads));
   if (redisUrl !== undefined) {
     addContender(queueContender(() => redisUrl, 1, threads, 4));
     if (threads > 1) addContender(queueContender(() => redisUrl, 2, 1, 4));
@@ -571,6 +577,7 @@ runIfEntry(import.meta.url, 'bench', main);
 /** The ratios the issues ask for, from one run's rows, and the evaluation comparison. */
 function summaryLines(rep: Report, ev: EvalReport | undefined, ownRedis: boolean, scaling: ScalingReport | undefined): string[] {
   const L: string[] = scaling === undefined ? [] : scalingLines(scaling);
+  L.push(...coldLines(rep.rows));
   L.push('## Scaling and the queue', '');
   const row = (prefix: string): Row | undefined => rep.rows.find((r) => r.name.startsWith(prefix));
   const one = row('numgrad local pool, 1 thread');

@@ -1,10 +1,16 @@
 import type { Batch } from './dataset.js';
 import { ValidationError } from './errors.js';
-import { CLASSES, INPUTS, type Layout, hiddenFromLength, layout } from './layout.js';
+import { expm1Small } from './expm1-small.js';
+import { type FdPlan, logitShiftLoss, planGradient, rowsNeeded } from './fd-plan.js';
+import { CLASSES, type Layout, layout } from './layout.js';
 import { CEE_DELTA } from './losses.js';
-import { checkStep, DEFAULT_H, numericalGradientRange } from './numerical.js';
-import { forward, loss, softmaxParts } from './network.js';
-import { pairwiseSum } from './sum.js';
+import { DEFAULT_H } from './numerical.js';
+import { rowsKernel } from './wasm/memo-rows.js';
+
+export { type FdPlan, planGradient, planLoss } from './fd-plan.js';
+export { expm1Small } from './expm1-small.js';
+export { naiveGradientShard } from './fd-oracle.js';
+export { type RowsBackend, setRowsBackend } from './wasm/memo-rows.js';
 
 /**
  * The finite-difference engine: g_c = (L(θ + h·e_c) − L(θ − h·e_c)) / 2h for every coordinate c,
@@ -30,86 +36,6 @@ import { pairwiseSum } from './sum.js';
  * inputs, so a coordinate's value is bitwise the same whichever shard computes it.
  */
 
-/** Everything a shard needs that depends only on (params, batch, h): computed once per gradient. */
-export interface FdPlan {
-  readonly hidden: number;
-  readonly count: number;
-  readonly h: number;
-  readonly params: Float64Array;
-  readonly labels: Uint8Array;
-  /** a1 at θ (count × H). */
-  readonly a1: Float64Array;
-  /** sigmoid(a1) and exp(−a1) (count × H). */
-  readonly z: Float64Array;
-  readonly u: Float64Array;
-  /** exp(a2 − max a2) per sample (count × 10), and its row sum. */
-  readonly e: Float64Array;
-  readonly S: Float64Array;
-  /** Pixel-major non-zero structure: for pixel i, entries colStart[i]..colStart[i+1]) name a memo row. */
-  readonly colStart: Int32Array;
-  readonly colRow: Int32Array;
-  /** Memo rows: (sample, level) pairs, level 255 present for every sample (it serves b1). */
-  readonly rowSample: Int32Array;
-  readonly rowLevel: Uint8Array;
-  /** rowOf255[n]: the memo row of (n, 255). */
-  readonly rowOf255: Int32Array;
-}
-
-/** Validates the inputs and builds the plan (the cached forward pass and the sparsity structure). */
-export function planGradient(params: Float64Array, batch: Batch, h = DEFAULT_H): FdPlan {
-  checkStep('gradient', h);
-  if (h > 1) throw new ValidationError('gradient', 'h', 'a number in (0, 1]', h);
-  const H = hiddenFromLength(params.length);
-  if (batch.count < 1) throw new ValidationError('gradient', 'batch', 'a non-empty batch of samples', 'an empty batch');
-  for (let c = 0; c < params.length; c++) {
-    if (!Number.isFinite(params[c])) throw new ValidationError('gradient', `params[${c}]`, 'a finite number', params[c]);
-  }
-  const N = batch.count;
-  const f = forward(params, batch);
-  const { e, S } = softmaxParts(f);
-  const u = new Float64Array(N * H);
-  for (let c = 0; c < u.length; c++) u[c] = Math.exp(-f.a1[c]);
-  // Memo rows: one per distinct (sample, level), 255 always present.
-  const rowId = new Int32Array(N * 256).fill(-1);
-  const rowSampleL: number[] = [];
-  const rowLevelL: number[] = [];
-  const rowOf255 = new Int32Array(N);
-  const colCount = new Int32Array(INPUTS + 1);
-  for (let n = 0; n < N; n++) {
-    const px = n * INPUTS;
-    rowId[n * 256 + 255] = rowSampleL.length;
-    rowOf255[n] = rowSampleL.length;
-    rowSampleL.push(n);
-    rowLevelL.push(255);
-    for (let i = 0; i < INPUTS; i++) {
-      const v = batch.pixels[px + i];
-      if (v === 0) continue;
-      colCount[i + 1]++;
-      if (rowId[n * 256 + v] < 0) {
-        rowId[n * 256 + v] = rowSampleL.length;
-        rowSampleL.push(n);
-        rowLevelL.push(v);
-      }
-    }
-  }
-  const colStart = new Int32Array(INPUTS + 1);
-  for (let i = 0; i < INPUTS; i++) colStart[i + 1] = colStart[i] + colCount[i + 1];
-  const colRow = new Int32Array(colStart[INPUTS]);
-  const fill = colStart.slice(0, INPUTS);
-  for (let n = 0; n < N; n++) {
-    const px = n * INPUTS;
-    for (let i = 0; i < INPUTS; i++) {
-      const v = batch.pixels[px + i];
-      if (v !== 0) colRow[fill[i]++] = rowId[n * 256 + v];
-    }
-  }
-  return {
-    hidden: H, count: N, h, params, labels: batch.labels,
-    a1: f.a1, z: f.z, u, e, S, colStart, colRow,
-    rowSample: Int32Array.from(rowSampleL), rowLevel: Uint8Array.from(rowLevelL), rowOf255,
-  };
-}
-
 /**
  * Where memo rows live: D(n, level, ·) values and a done flag per row. By default an engine owns
  * its memory; engines on several threads can share one (plan-buffer.ts): the flag is written with
@@ -125,10 +51,7 @@ export function fdMemory(plan: FdPlan): FdMemory {
   return { memo: new Float64Array(plan.rowSample.length * plan.hidden), done: new Int32Array(plan.rowSample.length) };
 }
 
-/**
- * Computes gradient shards of one plan. A worker thread keeps one engine per plan and asks it for
- * as many shards as it is given. No allocation per coordinate.
- */
+/** Computes gradient shards of one plan (a thread keeps one engine per plan). No allocation per coordinate. */
 export class FdEngine {
   readonly plan: FdPlan;
   private readonly l: Layout;
@@ -156,6 +79,13 @@ export class FdEngine {
     if (!Number.isInteger(r0) || !Number.isInteger(r1) || r0 < 0 || r1 > this.rows || r0 > r1) {
       throw new ValidationError('fillRows', 'range', `integers 0 ≤ start ≤ end ≤ ${this.rows}`, `[${r0}, ${r1})`);
     }
+    const kernel = rowsKernel(); // the WebAssembly SIMD kernel (wasm/memo-rows.ts), bitwise this JS loop
+    if (kernel !== undefined) {
+      // (Flagged rows go to computeRow, which counts itself: add after the call, not `+=` around it.)
+      const inKernel = kernel.fill(this.plan, this.memo, this.done, r0, r1, (r) => this.computeRow(r));
+      this.rowsComputed += inKernel;
+      return;
+    }
     for (let r = r0; r < r1; r++) if (Atomics.load(this.done, r) === 0) this.computeRow(r);
   }
 
@@ -166,6 +96,7 @@ export class FdEngine {
       throw new ValidationError('gradientShard', 'range', `integers 0 ≤ start ≤ end ≤ ${l.length}`, `[${start}, ${end})`);
     }
     if (out.length !== end - start) throw new ValidationError('gradientShard', 'out', `of length ${end - start}`, out.length);
+    if (start < l.w2) this.fillNeeded(start, Math.min(end, l.w2));
     let c = start;
     while (c < end) {
       if (c < l.b1) c = this.w1Block(c, Math.min(end, l.b1), start, out);
@@ -173,6 +104,19 @@ export class FdEngine {
       else c = this.logitBlock(c, end, start, out);
     }
     return out;
+  }
+
+  /** A shard fills the rows its W1/b1 coordinates sum in bulk with the kernel, in row order (done rows are skipped). */
+  private fillNeeded(start: number, end: number): void {
+    if (rowsKernel() === undefined || end <= start) return;
+    const need = rowsNeeded(this.plan, start, end);
+    for (let r = 0; r < need.length; r++) {
+      if (need[r] === 0) continue;
+      let e = r + 1;
+      while (e < need.length && need[e] === 1) e++;
+      this.fillRows(r, e);
+      r = e;
+    }
   }
 
   /** W1 coordinates [c, stop) within one pixel row i; returns where it stopped. */
@@ -286,38 +230,6 @@ export class FdEngine {
 }
 
 /**
- * expm1(x) to within 2 ulps: for |x| ≤ 2^-11 the series x + x²/2 + x³/6 + x⁴/24 + x⁵/120 leaves
- * out x⁶/720, under 4e-20 relative to the result, far below its ulp (the Horner rounding is the
- * ~1 ulp that remains); larger |x| (a huge h, or
- * huge weights) goes to Math.expm1. This is how exp is evaluated, not an approximation of the loss:
- * the logit moves here are |Δz·w| ≲ h/4·|w| ≈ 1e-5.
- */
-export function expm1Small(x: number): number {
-  if (x > EXPM1_SERIES_LIMIT || x < -EXPM1_SERIES_LIMIT) return Math.expm1(x);
-  return x * (1 + x * (0.5 + x * (1 / 6 + x * (1 / 24 + x * (1 / 120)))));
-}
-const EXPM1_SERIES_LIMIT = 2 ** -11;
-
-/** Sample n's loss when logit k moves by d (e_k·exp(d) = e_k + e_k·expm1(d) keeps S's digits). */
-function logitShiftLoss(plan: FdPlan, n: number, k: number, d: number): number {
-  const q = n * CLASSES;
-  const t = plan.labels[n];
-  const ek = plan.e[q + k];
-  const S = plan.S[n] + ek * Math.expm1(d);
-  const et = t === k ? ek * Math.exp(d) : plan.e[q + t];
-  return -Math.log(et / S + CEE_DELTA);
-}
-
-/** Mean loss of the batch at θ from the plan's forward pass (bitwise `loss(params, batch)`). */
-export function planLoss(plan: FdPlan): number {
-  const losses = new Float64Array(plan.count);
-  for (let n = 0; n < plan.count; n++) {
-    losses[n] = -Math.log(plan.e[n * CLASSES + plan.labels[n]] / plan.S[n] + CEE_DELTA);
-  }
-  return pairwiseSum(losses) / plan.count;
-}
-
-/**
  * The whole gradient on one thread: the memo rows first, in row (sample) order, which keeps each
  * sample's cached activations in cache (rows computed on demand in pixel order jump between
  * samples), then every coordinate.
@@ -331,12 +243,4 @@ export function fdGradient(params: Float64Array, batch: Batch, h = DEFAULT_H): F
 /** `gradientShard(params, batch, start, end)`: derivatives for coordinates [start, end). */
 export function gradientShard(params: Float64Array, batch: Batch, start: number, end: number, h = DEFAULT_H): Float64Array {
   return new FdEngine(planGradient(params, batch, h)).shard(start, end);
-}
-
-/**
- * The textbook method, kept as the oracle: two full forward passes per coordinate on a copy of
- * params. ~40,000× the work of the engine for the 784-50-10 net; use it on small nets or ranges.
- */
-export function naiveGradientShard(params: Float64Array, batch: Batch, start: number, end: number, h = DEFAULT_H): Float64Array {
-  return numericalGradientRange((p) => loss(p, batch), Float64Array.from(params), start, end, h);
 }

@@ -40,11 +40,21 @@ const typeName = (code: number): string => IDX_TYPES[code] ?? 'unknown type';
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 export function parseIdx(bytes: Uint8Array, source: string, expect: IdxExpect = {}): IdxArray {
+  const { shape, headerLength, elements } = parseIdxHeader(bytes, bytes.length, source, expect);
+  // A plain Uint8Array view even when `bytes` is a Node Buffer, so datasets are one concrete type.
+  return { dtype: 'uint8', shape, data: new Uint8Array(bytes.buffer, bytes.byteOffset + headerLength, elements) };
+}
+
+/**
+ * The checks of parseIdx on the first bytes of a file of `fileLength` bytes (at least the header:
+ * 4 + 4·dims bytes; more is ignored), so a caller can read only some elements of a large file.
+ */
+export function parseIdxHeader(bytes: Uint8Array, fileLength: number, source: string, expect: IdxExpect = {}): { shape: number[]; headerLength: number; elements: number } {
   const fail: (detail: string) => never = (detail) => {
     throw new FormatError(source, detail);
   };
   const forWhat = expect.what === undefined ? '' : ` for ${expect.what}`;
-  if (bytes.length < 4) fail(`truncated: expected at least 4 bytes (the IDX magic number), got ${bytes.length}`);
+  if (fileLength < 4 || bytes.length < 4) fail(`truncated: expected at least 4 bytes (the IDX magic number), got ${fileLength}`);
 
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const magic = view.getUint32(0, false);
@@ -69,8 +79,8 @@ export function parseIdx(bytes: Uint8Array, source: string, expect: IdxExpect = 
   if (dims === 0) fail(`bad magic number ${hex(magic, 8)}: 0 dimensions; expected at least 1`);
 
   const headerLength = 4 + 4 * dims;
-  if (bytes.length < headerLength) {
-    fail(`truncated: expected at least ${headerLength} bytes (header with ${plural(dims, 'dimension')}), got ${bytes.length}`);
+  if (fileLength < headerLength || bytes.length < headerLength) {
+    fail(`truncated: expected at least ${headerLength} bytes (header with ${plural(dims, 'dimension')}), got ${fileLength}`);
   }
   const shape: number[] = [];
   for (let d = 0; d < dims; d++) shape.push(view.getUint32(4 + 4 * d, false));
@@ -85,19 +95,21 @@ export function parseIdx(bytes: Uint8Array, source: string, expect: IdxExpect = 
 
   const elements = shape.reduce((a, b) => a * b, 1);
   const expected = headerLength + elements;
-  if (bytes.length < expected) {
-    fail(`truncated: expected ${expected} bytes (${headerLength}-byte header + ${shape.join(' × ')} ubytes), got ${bytes.length}`);
+  if (fileLength < expected) {
+    fail(`truncated: expected ${expected} bytes (${headerLength}-byte header + ${shape.join(' × ')} ubytes), got ${fileLength}`);
   }
-  if (bytes.length > expected) {
-    fail(`${plural(bytes.length - expected, 'trailing byte')}: expected ${expected} bytes (${headerLength}-byte header + ${shape.join(' × ')} ubytes), got ${bytes.length}`);
+  if (fileLength > expected) {
+    fail(`${plural(fileLength - expected, 'trailing byte')}: expected ${expected} bytes (${headerLength}-byte header + ${shape.join(' × ')} ubytes), got ${fileLength}`);
   }
-  // A plain Uint8Array view even when `bytes` is a Node Buffer, so datasets are one concrete type.
-  return { dtype: 'uint8', shape, data: new Uint8Array(bytes.buffer, bytes.byteOffset + headerLength, elements) };
+  return { shape, headerLength, elements };
 }
+
+/** What an images file must hold: count × 28 × 28 ubytes. */
+export const IMAGES_EXPECT: IdxExpect = { dims: 3, dtype: 'uint8', shape: [undefined, 28, 28], what: 'images' };
 
 /** An images file: count × 28 × 28 ubytes. */
 export function parseImages(bytes: Uint8Array, source: string): { count: number; pixels: Uint8Array } {
-  const a = parseIdx(bytes, source, { dims: 3, dtype: 'uint8', shape: [undefined, 28, 28], what: 'images' });
+  const a = parseIdx(bytes, source, IMAGES_EXPECT);
   return { count: a.shape[0], pixels: a.data };
 }
 

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { checkIndices, gatherBatch } from '../core/dataset.js';
+import { type Batch, checkIndices, gatherBatch } from '../core/dataset.js';
 import { ValidationError } from '../core/errors.js';
 import { planGradient, planLoss } from '../core/fd-engine.js';
 import { UNIT_COORDS, countUnits, scheduleGradient, scheduleLength } from '../core/fd-schedule.js';
@@ -86,12 +86,10 @@ export class LocalPool {
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new ValidationError('LocalPool', 'threads', 'an integer in [1, 256]', threads);
     this.threads = threads;
     this.opts = opts;
-    const train = loadMnist('train', opts.mnistDir);
-    const test = loadMnist('test', opts.mnistDir);
-    const workerData: ThreadData = {
-      train: { pixels: train.pixels, labels: train.labels },
-      test: { pixels: test.pixels, labels: test.labels },
-    };
+    // The threads start at once, without MNIST: a gradient's plan carries its batch, and an
+    // evaluation shard carries its split (views over SharedArrayBuffers, sent by reference). So a
+    // one-off command's threads boot while the main thread reads its inputs.
+    const workerData: ThreadData = { train: null, test: null };
     this.pool = new Piscina({
       filename: compiledSibling(import.meta.url, 'tasks.js'),
       minThreads: threads,
@@ -108,7 +106,12 @@ export class LocalPool {
   prepareGradient(params: Float64Array, indices: ArrayLike<number>, h?: number): PreparedGradient {
     const train = loadMnist('train', this.opts.mnistDir);
     checkIndices('gradient', indices, train.count);
-    const plan = planGradient(params, gatherBatch(train, indices), h);
+    return this.prepareBatch(params, gatherBatch(train, indices), h);
+  }
+
+  /** prepareGradient for a batch the caller already holds (e.g. read by openMnistRows). */
+  prepareBatch(params: Float64Array, batch: Batch, h?: number): PreparedGradient {
+    const plan = planGradient(params, batch, h);
     const buffer = packPlan(plan, (n) => this.takeBuffer(n)) as SharedArrayBuffer;
     return { planId: nextPlanId++, buffer, coords: params.length, hidden: plan.hidden, rows: plan.rowSample.length, loss: planLoss(plan) };
   }
@@ -185,7 +188,16 @@ export class LocalPool {
   /** The gradient at `params` on the training samples `indices`, by central differences. */
   async gradient(params: Float64Array, indices: ArrayLike<number>, h?: number): Promise<GradientResult> {
     const t0 = performance.now();
-    const prepared = this.prepareGradient(params, indices, h);
+    return this.gradientOf(this.prepareGradient(params, indices, h), params, t0);
+  }
+
+  /** The gradient on a batch the caller holds; `seconds` counts from the plan, as `gradient`'s does. */
+  async gradientOfBatch(params: Float64Array, batch: Batch, h?: number): Promise<GradientResult> {
+    const t0 = performance.now();
+    return this.gradientOf(this.prepareBatch(params, batch, h), params, t0);
+  }
+
+  private async gradientOf(prepared: PreparedGradient, params: Float64Array, t0: number): Promise<GradientResult> {
     const { values, shards, units } = await this.gradientRange(prepared, 0, params.length);
     this.releaseGradient(prepared);
     return { gradient: values, loss: prepared.loss, shards, units, seconds: (performance.now() - t0) / 1000 };
@@ -193,7 +205,8 @@ export class LocalPool {
 
   /** Per-sample losses and the number correct for samples [start, end) of a split or of `indices`. */
   async evaluationShard(params: SharedArrayBuffer, split: Split, start: number, end: number, indices?: Int32Array) {
-    const task: CeShardTask = { params, split, start, end, indices };
+    const data = loadMnist(split, this.opts.mnistDir);
+    const task: CeShardTask = { params, split, start, end, indices, data: { pixels: data.pixels, labels: data.labels } };
     return decodeCeResult((await this.pool.run(task, { name: 'ceShard' })) as Float64Array);
   }
 

@@ -39,6 +39,8 @@ export interface CeShardTask {
   readonly start: number;
   readonly end: number;
   readonly indices?: Int32Array;
+  /** The split's samples (views over SharedArrayBuffers, shared by reference); else the thread's workerData. */
+  readonly data?: { readonly pixels: Uint8Array; readonly labels: Uint8Array };
 }
 
 export interface CeShardResult {

@@ -1,6 +1,6 @@
 /**
  * The piscina task file: thin. Decode the task, call src/core, return a transferable result.
- * Threads never touch Redis or files; the dataset comes once through workerData.
+ * Threads never touch Redis or files; an evaluation shard brings its split (shared memory, by reference).
  */
 import { Piscina } from 'piscina';
 import { type Dataset, gatherBatch, sliceDataset } from '../core/dataset.js';
@@ -8,15 +8,19 @@ import { FdEngine } from '../core/fd-engine.js';
 import { runSchedule } from '../core/fd-schedule.js';
 import { sampleLosses } from '../core/network.js';
 import { unpackPlan } from '../core/plan-buffer.js';
+import { sharedMemoRowsKernel } from '../core/wasm/memo-rows.js';
 import { type CeShardTask, type FdClaimTask, type FdShardTask, type ThreadData, encodeCeResult } from './task-types.js';
 
 const data = Piscina.workerData as ThreadData;
 
-function split(name: 'train' | 'test'): Dataset {
-  const s = data[name];
+function split(name: 'train' | 'test', given?: CeShardTask['data']): Dataset {
+  const s = given ?? data[name];
   if (s === null) throw new Error(`ceShard: the ${name} split was not loaded in this pool`);
   return { count: s.labels.length, pixels: s.pixels, labels: s.labels };
 }
+
+// Compile the memo-rows kernel while the thread boots, not inside the first gradient.
+sharedMemoRowsKernel();
 
 /** One engine per plan per thread; the memo itself lives in the plan's shared buffer. */
 let cached: { id: number; engine: FdEngine } | undefined;
@@ -40,7 +44,7 @@ export function fdClaim(task: FdClaimTask): number {
 /** Returns encodeCeResult(losses, correct), transferred. */
 export function ceShard(task: CeShardTask): Float64Array {
   const params = task.params instanceof Float64Array ? task.params : new Float64Array(task.params);
-  const source = split(task.split);
+  const source = split(task.split, task.data);
   const samples = task.indices !== undefined ? gatherBatch(source, task.indices.subarray(task.start, task.end)) : sliceDataset(source, task.start, task.end);
   const { losses, correct } = sampleLosses(params, samples);
   return Piscina.move(encodeCeResult(losses, correct)) as unknown as Float64Array;

@@ -73,6 +73,24 @@ describe('numgrad gradient (compiled CLI)', () => {
     expect(j.seconds).toBeGreaterThan(0);
   });
 
+  it('says what its times measure: the human line gives compute and wall time, the JSON names both', () => {
+    for (const threads of ['1', '2']) {
+      const out = join(dir, `timed-${threads}.npy`);
+      const r = cli('--threads', threads, '--out', out, '--json');
+      expect(r.status).toBe(0);
+      const line = r.stdout.split('\n').find((l) => l.startsWith('gradient:')) ?? '';
+      expect(line).toMatch(/: (\d+\.\d{3}) s compute, (\d+\.\d{3}) s wall \(process start to the written \.npy\), loss /);
+      const j = JSON.parse(lastLine(r.stdout)) as { seconds: number; wallSeconds: number; timing: Record<string, string> };
+      expect(j.wallSeconds).toBeGreaterThan(j.seconds);
+      expect(Object.keys(j.timing).sort()).toEqual(['seconds', 'wallSeconds']);
+      expect(j.timing.seconds).toMatch(/^compute: /);
+      expect(j.timing.wallSeconds).toMatch(/^wall: from the start of this process .* to the written \.npy/);
+      const { params, batch } = seededCase(0, 50);
+      const g = fdGradient(params, batch);
+      expect(readFileSync(out).subarray(-g.byteLength).equals(Buffer.from(g.buffer))).toBe(true);
+    }
+  });
+
   it('--check: reports the max relative error against backprop and names the worst coordinate', () => {
     const r = cli('--check');
     expect(r.status).toBe(0);

@@ -165,7 +165,20 @@ export class Body {
   f64x2ExtractLane(lane: 0 | 1): this { return this.simd(0x21, lane); }
   /** Lane-wise IEEE add / multiply: two separately rounded operations (no fusion). */
   f64x2Add(): this { return this.simd(0xf0); }
+  f64x2Sub(): this { return this.simd(0xf1); }
   f64x2Mul(): this { return this.simd(0xf2); }
+  /** Lane-wise IEEE division (correctly rounded, as JS `/`). */
+  f64x2Div(): this { return this.simd(0xf3); }
+  f64x2Abs(): this { return this.simd(0xec); }
+  /** Lane-wise `a > b`: all ones where true, zero where false (NaN compares false). */
+  f64x2Gt(): this { return this.simd(0x4a); }
+  /** One f64 from memory in both lanes. */
+  v128Load64Splat(offset = 0): this { return this.simd(0x0a, ...uleb(3), ...uleb(offset)); }
+  v128Or(): this { return this.simd(0x50); }
+  /** i32 1 when any bit of the vector is set. */
+  v128AnyTrue(): this { return this.simd(0x53); }
+  /** `select` over two v128 operands (the typed form `select (result v128)`): the first when the i32 is non-zero. */
+  selectV128(): this { return this.op(0x1c, 0x01, v128); }
 
   /** The body as the code section wants it: size, local declarations (runs of one type), code, `end`. */
   encode(): number[] {
