@@ -40,7 +40,10 @@ export async function assembleChildren(job: Job, op: string, total: number, expe
   let loss = NaN;
   let lossFrom: string | undefined;
   let correct = 0;
-  for (const [child, v] of Object.entries(values)) {
+  // In range order (then by key), not Redis' hash order: which of two children a message names first never varies.
+  const startOf = (v: unknown): number => (isObject(v) && typeof v.start === 'number' ? v.start : Infinity);
+  const entries = Object.entries(values).sort(([ka, a], [kb, b]) => startOf(a) - startOf(b) || (ka < kb ? -1 : ka > kb ? 1 : 0));
+  for (const [child, v] of entries) {
     const label = `${op}: result of child ${child}`;
     const r = isObject(v) && 'losses' in v ? parsePayload(CeShardResult, label, v) : parsePayload(FdShardResult, label, v);
     checkOrigin(op, child, expected, r.of);
