@@ -1,0 +1,66 @@
+/**
+ * What the Docker test looks at inside the stack: which worker container holds a shard job, the
+ * round-trip time from a worker to Redis, netem on a worker's interface, step times from samples.
+ */
+import { mustSh, sh, type Stack } from './stack.js';
+
+/**
+ * Active shard jobs and the container each runs in. The workers name themselves
+ * `<hostname>:<pid>` (BullMQ stores it as the job's processedBy, `pb`); a container's hostname is
+ * the first 12 characters of its id.
+ */
+export function activeShardHolders(stack: Stack): { job: string; container: string }[] {
+  const ids = stack.redis('LRANGE', 'numgrad:shards:active', '0', '-1').split('\n').filter(Boolean);
+  const workers = stack.containers('worker');
+  const out: { job: string; container: string }[] = [];
+  for (const job of ids) {
+    const pb = stack.redis('HGET', `numgrad:shards:${job}`, 'pb');
+    const host = pb.split(':')[0];
+    const container = workers.find((c) => host.length >= 12 && c.startsWith(host));
+    if (container) out.push({ job, container });
+  }
+  return out;
+}
+
+/** Waits until the newest run is at `minStep` or later and a worker container holds a shard job of it. */
+export async function holderInFlight(stack: Stack, minStep: number, timeoutMs: number): Promise<{ container: string; jobs: string[]; step: number }> {
+  return stack.waitFor(`a worker holding shard jobs at step ≥ ${minStep}`, timeoutMs, () => {
+    const run = stack.latestRun();
+    if (run === undefined || run.step < minStep) return undefined;
+    const held = activeShardHolders(stack);
+    if (held.length === 0) return undefined;
+    const container = held[0].container;
+    return { container, jobs: held.filter((h) => h.container === container).map((h) => h.job), step: run.step };
+  }, 20);
+}
+
+/**
+ * Round-trip time from a worker container to Redis, in ms: the median over 20 `PING`s on one TCP
+ * connection (answered by -NOAUTH, which is as fast as PONG), measured by node inside the container.
+ */
+export function redisRttMs(container: string): number {
+  const script = `const s=require('net').connect(6379,'redis');const t=[];let t0;
+const ping=()=>{t0=process.hrtime.bigint();s.write('PING\\r\\n')};
+s.on('connect',ping);s.on('data',()=>{t.push(Number(process.hrtime.bigint()-t0)/1e6);if(t.length<20)ping();else{t.sort((a,b)=>a-b);console.log(t[10]);s.destroy()}});`;
+  return Number(mustSh('docker', ['exec', container, 'node', '-e', script], { timeoutMs: 60_000 }).trim());
+}
+
+/**
+ * Adds `ms` of delay to everything a worker container sends (so to its round trip to Redis) with tc
+ * netem, run from the host in the container's network namespace (nsenter -n): the host's iproute2,
+ * no NET_ADMIN granted to the container, nothing added to the image. 0 removes it.
+ */
+export function setDelay(stack: Stack, container: string, ms: number): void {
+  const pid = stack.inspect(container, '{{.State.Pid}}');
+  const base = ['-t', pid, '-n', 'tc', 'qdisc'];
+  sh('nsenter', [...base, 'del', 'dev', 'eth0', 'root']);
+  if (ms > 0) mustSh('nsenter', [...base, 'add', 'dev', 'eth0', 'root', 'netem', 'delay', `${ms}ms`]);
+}
+
+/** ms per step between the first samples at or past steps `from` and `to`. */
+export function stepMs(samples: [number, number][], from: number, to: number): number {
+  const a = samples.find(([, s]) => s >= from);
+  const b = samples.find(([, s]) => s >= to);
+  if (a === undefined || b === undefined || b[1] === a[1]) throw new Error(`no samples spanning steps ${from}..${to}`);
+  return (b[0] - a[0]) / (b[1] - a[1]);
+}
