@@ -8,6 +8,7 @@ import { DEFAULT_H } from '../../core/numerical.js';
 import { Rng, miniBatchIndices } from '../../core/prng.js';
 import { loadMnist } from '../../io/mnist.js';
 import { readIndicesFile, readParamsFile, writeNpyFile } from '../../io/npy-file.js';
+import { checkOutput, npyBytes } from '../../io/out-dir.js';
 import { LocalPool } from '../../workers/pool.js';
 import { choiceOption, floatOption, intOption } from '../options.js';
 import type { Output } from '../output.js';
@@ -81,6 +82,7 @@ export function registerGradient(program: Command, out: Output, config: () => Co
       const threads = flags.threads === undefined ? undefined : intOption(OP, '--threads', flags.threads, 1, 256);
       const shards = intOption(OP, '--shards', flags.shards, 1, 4096);
       const { params, batch, indices } = resolveInputs(OP, flags, mnistDir());
+      if (flags.out !== undefined) checkOutput({ op: OP, option: '--out', path: flags.out, kind: 'file', bytes: 2 * npyBytes(params.length) });
       let g: Float64Array;
       let seconds: number;
       let where = 'inline, 1 thread';
