@@ -143,7 +143,7 @@ export class Stack {
    * `docker exec`, so the samples are not spaced by docker's own start-up): resolves with
    * [time ms, step] pairs once the run reaches `until`.
    */
-  sampleSteps(until: number, timeoutMs: number): Promise<[number, number][]> {
+  sampleSteps(until: number, timeoutMs: number, onSample?: (step: number) => void): Promise<[number, number][]> {
     const [id] = this.containers('redis');
     const script = `cli() { redis-cli -a "$P" --no-auth-warning "$@"; }
       while :; do r=$(cli ZREVRANGE numgrad:ng:runs 0 0); [ -n "$r" ] && s=$(cli HGET "numgrad:ng:run:$r" step) && echo "$(date +%s%N) $r $s"; sleep 0.05; done`;
@@ -168,6 +168,7 @@ export class Stack {
           first ??= run;
           if (run !== first || step === undefined) continue;
           samples.push([Number(BigInt(ns) / 1_000_000n), Number(step)]);
+          onSample?.(Number(step));
           if (Number(step) >= until) finish();
         }
       });
