@@ -43,6 +43,14 @@ function outFolder(uid: number, gid: number): void {
 
 const paramsOf = (out: string): Buffer => readFileSync(stack.path(out, 'params.npy'));
 
+/** A worker holding shard jobs of the run in flight; fails with the run's output if it ends first. */
+function victimOf(run: { done: Promise<{ status: number | null; stdout: string; stderr: string }> }): ReturnType<typeof holderInFlight> {
+  const ended = run.done.then((r) => {
+    throw new Error(`the run ended (status ${r.status}) before a worker was seen holding its shard jobs:\n${r.stdout.slice(-1500)}\n${r.stderr.slice(-1500)}`);
+  });
+  return Promise.race([holderInFlight(stack, 10, 300_000), ended]);
+}
+
 beforeAll(async () => {
   stack = new Stack(ROOT, await freePort());
   refDir = mkdtempSync('/tmp/numgrad-docker-ref-');
@@ -119,7 +127,7 @@ describe('docker compose, for real', () => {
   it('train 60 into a ./out owned by uid 1000 (the default user), one worker docker-killed mid-run: bitwise the same', async () => {
     outFolder(1000, 1000);
     const run = stack.spawn(train('out/train'), stack.env({ NUMGRAD_USER: undefined }));
-    const victim = await holderInFlight(stack, 10, 300_000);
+    const victim = await victimOf(run);
     mustSh('docker', ['kill', victim.container]);
     const r = await run.done;
     note('docker kill', { step: victim.step, heldJobs: victim.jobs.length, seconds: Math.round(r.ms / 100) / 10, after: stack.inspect(victim.container, 'restarts {{.RestartCount}}, {{.State.Status}}') });
@@ -132,7 +140,7 @@ describe('docker compose, for real', () => {
     outFolder(1000, 1000);
     const net = stack.network();
     const run = stack.spawn(train('out/part'), stack.env({ NUMGRAD_USER: undefined }));
-    const victim = await holderInFlight(stack, 10, 300_000);
+    const victim = await victimOf(run);
     const cutAt = new Date();
     mustSh('docker', ['network', 'disconnect', net, victim.container]);
     await sleep(40_000);
