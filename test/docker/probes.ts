@@ -5,33 +5,41 @@
 import { mustSh, sh, type Stack } from './stack.js';
 
 /**
- * Active shard jobs and the container each runs in. The workers name themselves
- * `<hostname>:<pid>` (BullMQ stores it as the job's processedBy, `pb`); a container's hostname is
- * the first 12 characters of its id.
+ * The newest run's step and its active shard jobs with the container each runs in, read in one Lua
+ * call (atomic: a shard job lives ~100 ms, so separate reads would see it gone). The workers name
+ * themselves `<hostname>:<pid>` (BullMQ stores it as the job's processedBy, `pb`); a container's
+ * hostname is the first 12 characters of its id. Keys: src/workers/keys.ts and BullMQ's, prefix `numgrad`.
  */
-export function activeShardHolders(stack: Stack): { job: string; container: string }[] {
-  const ids = stack.redis('LRANGE', 'numgrad:shards:active', '0', '-1').split('\n').filter(Boolean);
+const PROBE = `local id = redis.call('ZREVRANGE', 'numgrad:ng:runs', 0, 0)[1]
+if not id then return {} end
+local out = {id, redis.call('HGET', 'numgrad:ng:run:' .. id, 'step') or '-1'}
+for _, j in ipairs(redis.call('LRANGE', 'numgrad:shards:active', 0, -1)) do
+  local pb = redis.call('HGET', 'numgrad:shards:' .. j, 'pb')
+  if pb then out[#out + 1] = j; out[#out + 1] = pb end
+end
+return out`;
+
+export function probeRun(stack: Stack): { run: string; step: number; held: { job: string; container: string }[] } | undefined {
+  const [run, step, ...rest] = stack.redis('EVAL', PROBE, '0').split('\n').filter(Boolean);
+  if (run === undefined) return undefined;
   const workers = stack.containers('worker');
-  const out: { job: string; container: string }[] = [];
-  for (const job of ids) {
-    const pb = stack.redis('HGET', `numgrad:shards:${job}`, 'pb');
-    const host = pb.split(':')[0];
+  const held: { job: string; container: string }[] = [];
+  for (let i = 0; i + 1 < rest.length; i += 2) {
+    const host = rest[i + 1].split(':')[0];
     const container = workers.find((c) => host.length >= 12 && c.startsWith(host));
-    if (container) out.push({ job, container });
+    if (container) held.push({ job: rest[i], container });
   }
-  return out;
+  return { run, step: Number(step), held };
 }
 
 /** Waits until the newest run is at `minStep` or later and a worker container holds a shard job of it. */
 export async function holderInFlight(stack: Stack, minStep: number, timeoutMs: number): Promise<{ container: string; jobs: string[]; step: number }> {
   return stack.waitFor(`a worker holding shard jobs at step ≥ ${minStep}`, timeoutMs, () => {
-    const run = stack.latestRun();
-    if (run === undefined || run.step < minStep) return undefined;
-    const held = activeShardHolders(stack);
-    if (held.length === 0) return undefined;
-    const container = held[0].container;
-    return { container, jobs: held.filter((h) => h.container === container).map((h) => h.job), step: run.step };
-  }, 20);
+    const p = probeRun(stack);
+    if (p === undefined || p.step < minStep || p.held.length === 0) return undefined;
+    const container = p.held[0].container;
+    return { container, jobs: p.held.filter((h) => h.container === container).map((h) => h.job), step: p.step };
+  }, 5);
 }
 
 /**

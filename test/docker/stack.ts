@@ -95,7 +95,16 @@ export class Stack {
     let stderr = '';
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const done = new Promise<Run>((ok) => child.on('close', (status) => ok({ status, stdout, stderr, ms: performance.now() - t0 })));
+    // 'exit', then up to 2 s for the pipes: a grandchild holding them open must not hold the result.
+    const done = new Promise<Run>((ok) =>
+      child.on('exit', (status) => {
+        const ms = performance.now() - t0;
+        const timer = setTimeout(() => ok({ status, stdout, stderr, ms }), 2000);
+        child.on('close', () => {
+          clearTimeout(timer);
+          ok({ status, stdout, stderr, ms });
+        });
+      }));
     return { child, done };
   }
 
