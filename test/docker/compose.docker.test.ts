@@ -153,8 +153,8 @@ describe('docker compose, for real', () => {
     await sleep(15_000);
     const since = sh('docker', ['logs', '--since', cutAt.toISOString(), victim.container]);
     const said = (since.stdout + since.stderr).split('\n').filter((l) => /error|lock|stalled|fail|unreachable/i.test(l)).map((l) => l.slice(0, 400));
-    const stalled = stack.redis('XRANGE', 'numgrad:shards:events', String(cutAt.getTime()), '+').split('\n').filter((l) => l === 'stalled').length;
-    note('partition', { step: victim.step, heldJobs: victim.jobs, stepAtReconnect, seconds: Math.round(r.ms / 100) / 10, stalledEventsAfterCut: stalled, workerSaid: said.slice(0, 12) });
+    const stalled = (queue: string): number => stack.redis('XRANGE', `numgrad:${queue}:events`, String(cutAt.getTime()), '+').split('\n').filter((l) => l === 'stalled').length;
+    note('partition', { step: victim.step, heldJobs: victim.jobs, stepAtReconnect, seconds: Math.round(r.ms / 100) / 10, stalledAfterCut: { shards: stalled('shards'), reduce: stalled('reduce') }, workerSaid: said.slice(0, 16) });
   });
 
   it('round-trip latency: step times of one 100-iteration run, 0, 1 and 5 ms added between the workers and Redis in turns', async () => {

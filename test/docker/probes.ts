@@ -60,9 +60,12 @@ s.on('connect',ping);s.on('data',()=>{t.push(Number(process.hrtime.bigint()-t0)/
  */
 export function setDelay(stack: Stack, container: string, ms: number): void {
   const pid = stack.inspect(container, '{{.State.Pid}}');
+  // eth0, or eth1 after a `docker network disconnect` and `connect`: the one interface besides lo.
+  const dev = mustSh('nsenter', ['-t', pid, '-n', 'ip', '-o', 'link', 'show']).split('\n').map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1]).find((d) => d !== undefined && d !== 'lo');
+  if (dev === undefined) throw new Error(`no network interface in container ${container.slice(0, 12)}`);
   const base = ['-t', pid, '-n', 'tc', 'qdisc'];
-  sh('nsenter', [...base, 'del', 'dev', 'eth0', 'root']);
-  if (ms > 0) mustSh('nsenter', [...base, 'add', 'dev', 'eth0', 'root', 'netem', 'delay', `${ms}ms`]);
+  sh('nsenter', [...base, 'del', 'dev', dev, 'root']);
+  if (ms > 0) mustSh('nsenter', [...base, 'add', 'dev', dev, 'root', 'netem', 'delay', `${ms}ms`]);
 }
 
 /** ms per step between the first samples at or past steps `from` and `to`. */
