@@ -68,6 +68,17 @@ export function setDelay(stack: Stack, container: string, ms: number): void {
   if (ms > 0) mustSh('nsenter', [...base, 'add', 'dev', dev, 'root', 'netem', 'delay', `${ms}ms`]);
 }
 
+/** Whether the kernel has netem (CONFIG_NET_SCH_NETEM): tried on the container's interface, then removed. */
+export function hasNetem(stack: Stack, container: string): { ok: boolean; why: string } {
+  try {
+    setDelay(stack, container, 1);
+    setDelay(stack, container, 0);
+    return { ok: true, why: '' };
+  } catch (err) {
+    return { ok: false, why: (err instanceof Error ? err.message : String(err)).split('\n').filter(Boolean).slice(-1)[0] ?? '' };
+  }
+}
+
 /** ms per step between the first samples at or past steps `from` and `to`. */
 export function stepMs(samples: [number, number][], from: number, to: number): number {
   const a = samples.find(([, s]) => s >= from);
