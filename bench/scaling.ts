@@ -809,10 +809,27 @@ export async function main(argv: string[]): Promise<number> {
   if (!has('--no-write')) {
     const path = join(REPO, 'docs/SCALING.md');
     mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, md);
+    writeFileSync(path, md + keptSection(path));
     console.log(`wrote ${relative(process.cwd(), path) || path}`);
   }
   return 0;
+}
+
+/**
+ * The round-trip section of docs/SCALING.md comes from `npm run test:docker` (latency added with tc
+ * netem between containers), not from this bench: a rewrite of the page keeps it, from its marker on.
+ */
+export const KEPT_MARKER = '<!-- round trips: measured by npm run test:docker, kept by bench:scaling -->';
+
+function keptSection(path: string): string {
+  let old: string;
+  try {
+    old = readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+  const at = old.indexOf(KEPT_MARKER);
+  return at < 0 ? '' : `\n${old.slice(at)}`;
 }
 
 runIfEntry(import.meta.url, 'bench:scaling', main);

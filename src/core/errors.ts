@@ -32,6 +32,19 @@ export class FormatError extends NumgradError {
   }
 }
 
+/** An output path (`--out`) that cannot be written; `detail` says why and what to do. */
+export class OutputError extends NumgradError {
+  override name = 'OutputError';
+  constructor(
+    readonly op: string,
+    readonly option: string,
+    readonly path: string,
+    readonly detail: string,
+  ) {
+    super(`${op}: ${option} ${path} ${detail}`);
+  }
+}
+
 function describe(v: unknown): string {
   if (typeof v === 'number') return Number.isNaN(v) ? 'NaN' : String(v);
   if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);

@@ -11,6 +11,7 @@ import { registerWorker } from './commands/worker.js';
 import { registerUp } from './commands/up.js';
 import { dashboardAlongside, registerDashboard } from './commands/dashboard.js';
 import { type Config, type ConfigFlags, DEFAULT_REDIS_URL, ENV, buildConfig } from '../io/config.js';
+import { checkOutput } from '../io/out-dir.js';
 import { runDemo } from './demo.js';
 import { type Output, stdio } from './output.js';
 
@@ -33,6 +34,7 @@ export function buildProgram(out: Output = stdio, env: NodeJS.ProcessEnv = proce
     .description("print every result of the book's chapter-4 notebook and write its two plots")
     .option('--out <dir>', 'folder for the SVG plots', './out')
     .action(async (flags: { out: string }) => {
+      checkOutput({ op: 'numgrad demo', option: '--out', path: flags.out, kind: 'folder', bytes: 262_144 });
       const { files } = await runDemo({ out: flags.out, mnistDir: config().mnistDir, print: (l) => out.line(l) });
       out.line(`plots: ${files.join(', ')}`);
     });
@@ -54,7 +56,7 @@ export function buildProgram(out: Output = stdio, env: NodeJS.ProcessEnv = proce
         out,
         config(),
         // On the queue, the dashboard serves beside the training (127.0.0.1:3000 or the next free port).
-        { inProcessWorker: true, alongside: (cfg) => dashboardAlongside(cfg, out) },
+        { op: 'numgrad start', inProcessWorker: true, alongside: (cfg) => dashboardAlongside(cfg, out) },
       );
     });
   return program;

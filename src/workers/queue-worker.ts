@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { FlowProducer, type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import {
   CeShardData, type CeShardResult, EvaluationData, type EvaluationResult, FdShardData, type FdShardResult, GradientData, type GradientResult,
@@ -78,6 +79,9 @@ export class QueueWorker {
       lockDuration: opts.lockDuration ?? 30_000,
       stalledInterval: opts.stalledInterval ?? 30_000,
       maxStalledCount: 2,
+      // BullMQ records it on every job it takes (processedBy): which machine (container) and process
+      // ran a job, on /queues and in the job hash.
+      name: `${hostname()}:${process.pid}`,
     };
     const shards = new Worker(QUEUES.shards, (job: Job) => this.onShard(job), { ...common, concurrency: opts.concurrency ?? 2 * opts.threads });
     this.watch(shards);

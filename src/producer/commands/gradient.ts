@@ -8,6 +8,7 @@ import { DEFAULT_H } from '../../core/numerical.js';
 import { Rng, miniBatchIndices } from '../../core/prng.js';
 import { openMnistRows } from '../../io/mnist.js';
 import { readIndicesFile, readParamsFile, writeNpyFile } from '../../io/npy-file.js';
+import { checkOutput, npyBytes } from '../../io/out-dir.js';
 import { LocalPool } from '../../workers/pool.js';
 import { choiceOption, floatOption, intOption } from '../options.js';
 import type { Output } from '../output.js';
@@ -108,6 +109,7 @@ interface Resolved {
 async function gradientCommand(flags: GradientFlags, o: Resolved, out: Output, config: () => Config): Promise<void> {
   const { h, choice, threads, shards } = o;
   const { params, batch, indices } = resolveInputs(OP, flags, config().mnistDir);
+  if (flags.out !== undefined) checkOutput({ op: OP, option: '--out', path: flags.out, kind: 'file', bytes: 2 * npyBytes(params.length) });
   let g: Float64Array;
   let seconds: number;
   let L: number | undefined;

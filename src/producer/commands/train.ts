@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { StepMetrics } from '../../core/training.js';
 import { trainConfig } from '../../core/training.js';
 import type { Config } from '../../io/config.js';
+import { checkOutput, runOutputBytes } from '../../io/out-dir.js';
 import { LocalPool } from '../../workers/pool.js';
 import { type BackendChoice, resolveBackend } from '../backend.js';
 import { choiceOption, floatOption, intOption } from '../options.js';
@@ -120,9 +121,10 @@ export async function runLocalTraining(flags: TrainFlags, out: Output, config: C
  * Follows a run in Redis with a progress bar until it ends (or Ctrl-C, which leaves the run going),
  * then writes the same files as the local backend.
  */
-export async function followRun(client: QueueClient, id: string, outDir: string | undefined, out: Output, json = false): Promise<void> {
+export async function followRun(client: QueueClient, id: string, outDir: string | undefined, out: Output, json = false, op = 'numgrad follow'): Promise<void> {
   const t0 = performance.now();
   const first = await client.run(id);
+  if (outDir !== undefined) checkOutput({ op, option: '--out', path: outDir, kind: 'folder', bytes: runOutputBytes(first.iters, first.config.hidden) });
   const progress = new Progress(first.iters);
   const signal = stopSignal(progress, 'following (the run goes on in Redis)');
   const announced = new Set<number>();
@@ -163,10 +165,12 @@ export async function followRun(client: QueueClient, id: string, outDir: string 
 }
 
 /** `alongside`: started once the queue backend is chosen (npm start's dashboard), closed at the end. */
-export async function runTraining(flags: TrainFlags, out: Output, config: Config, opts: { inProcessWorker?: boolean; alongside?: (config: Config) => Promise<{ close(): Promise<void> }> } = {}): Promise<void> {
+export async function runTraining(flags: TrainFlags, out: Output, config: Config, opts: { op?: string; inProcessWorker?: boolean; alongside?: (config: Config) => Promise<{ close(): Promise<void> }> } = {}): Promise<void> {
   const choice = choiceOption(OP, '--backend', flags.backend, ['auto', 'local', 'queue'] as const) as BackendChoice;
   const cfg = trainFlagsToConfig(flags);
   const shards = intOption(OP, '--shards', flags.shards ?? '4', 1, 4096);
+  // Before anything is submitted or computed: a run that cannot be saved fails now, not at its end.
+  if (!flags.detach) checkOutput({ op: opts.op ?? OP, option: '--out', path: flags.out, kind: 'folder', bytes: runOutputBytes(cfg.iters, cfg.hidden) });
   const backend = await resolveBackend(choice, config, out, { inProcessWorker: opts.inProcessWorker && !flags.detach });
   if (backend.kind === 'local') {
     if (flags.detach) throw new Error(`${OP}: --detach needs the queue backend (Redis)`);
@@ -181,7 +185,7 @@ export async function runTraining(flags: TrainFlags, out: Output, config: Config
       return;
     }
     out.line(`train: following run ${id}; Ctrl-C stops following, the run goes on (\`numgrad follow ${id}\`)`);
-    await followRun(backend.client, id, flags.out, out, flags.json);
+    await followRun(backend.client, id, flags.out, out, flags.json, opts.op ?? OP);
   } finally {
     await extra?.close();
     await backend.close();
