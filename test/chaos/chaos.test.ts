@@ -58,6 +58,7 @@ describe(`chaos: a 400-iteration queue run under a fault every 5–15 s (seed ${
   let follower: CliProcess | undefined;
   let conn: Redis | undefined;
   const events: QueueEvents[] = [];
+  const eventConns: IORedis[] = [];
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'numgrad-chaos-'));
@@ -74,6 +75,7 @@ describe(`chaos: a 400-iteration queue run under a fault every 5–15 s (seed ${
     if (follower !== undefined && follower.child.exitCode === null && follower.child.signalCode === null) follower.child.kill('SIGKILL');
     await Promise.all(workers.map((w) => stopOrKill(w)));
     await Promise.all(events.map((e) => e.close().catch(() => undefined)));
+    eventConns.forEach((ec) => ec.disconnect());
     conn?.disconnect();
     await server?.stop();
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
@@ -97,6 +99,7 @@ describe(`chaos: a 400-iteration queue run under a fault every 5–15 s (seed ${
     for (const queue of ['shards', 'reduce'] as const) {
       const ec = new IORedis(url, { maxRetriesPerRequest: null });
       ec.on('error', () => undefined); // Redis is killed on purpose: its reconnects are expected
+      eventConns.push(ec);
       const e = new QueueEvents(queue, { connection: ec, prefix });
       e.on('error', () => undefined);
       e.on('stalled', ({ jobId }) => redone.push({ t: (Date.now() - t0) / 1000, queue, jobId }));
