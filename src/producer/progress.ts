@@ -5,6 +5,8 @@
 export class Progress {
   private readonly t0 = performance.now();
   private lastLine = 0;
+  /** The rate counts the work done after this point only: (time, done) when it was set. */
+  private since = { t: this.t0, done: 0 };
 
   constructor(
     private readonly total: number,
@@ -12,9 +14,19 @@ export class Progress {
     private readonly everySeconds = 5,
   ) {}
 
+  /**
+   * `done` was already done when watching began (a run followed at step 8,094): the rate and the
+   * ETA count only what advances from now on, not what was done before anyone watched.
+   */
+  from(done: number): void {
+    this.since = { t: performance.now(), done };
+  }
+
   update(done: number, status: string): void {
-    const elapsed = (performance.now() - this.t0) / 1000;
-    const rate = done / Math.max(elapsed, 1e-9);
+    const now = performance.now();
+    const elapsed = (now - this.t0) / 1000;
+    const advanced = done - this.since.done;
+    const rate = advanced > 0 ? advanced / Math.max((now - this.since.t) / 1000, 1e-9) : 0;
     const eta = rate > 0 ? (this.total - done) / rate : Infinity;
     const text = `${done}/${this.total} ${status} ${rate.toFixed(1)} it/s ETA ${formatDuration(eta)}`;
     if (this.stream.isTTY) {

@@ -64,7 +64,7 @@ export class QueueClient {
       this.readying ??= Promise.resolve(); // commands need not ping again
     } catch (err) {
       if (isAuthError(err)) throw new NumgradError(`Redis at ${this.redactedUrl()} refused the credentials (check the password in --redis / REDIS_URL): ${sanitize(err, this.opts.redisUrl)}`);
-      throw new NumgradError(`Redis at ${this.redactedUrl()} does not answer: ${sanitize(err, this.opts.redisUrl)}`);
+      throw new NumgradError(`Redis at ${this.redactedUrl()} does not answer: ${sanitize(err, this.opts.redisUrl)} (start it, or give the right --redis / REDIS_URL)`);
     }
   }
 

@@ -152,7 +152,7 @@ describe('Redis with requirepass', () => {
     const ms = Date.now() - t0;
     const err = worker.stderr() + worker.stdout();
     expect(code, err).toBe(2);
-    expect(err).toContain(`error: Redis at redis://***@127.0.0.1:${port} refused the credentials (check the password in --redis / REDIS_URL): WRONGPASS`);
+    expect(err).toContain(`error: numgrad worker: Redis at redis://***@127.0.0.1:${port} refused the credentials (check the password in --redis / REDIS_URL): WRONGPASS`);
     expect(err).not.toContain(WRONG);
     expect(err, 'no stack trace').not.toMatch(/^\s+at /m);
     console.log(`[fault] worker with a wrong password: exit ${code} ${ms} ms after it was started (Node start-up included)`);

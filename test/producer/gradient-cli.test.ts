@@ -160,22 +160,22 @@ describe('numgrad gradient rejects bad input with a message naming the argument'
   };
 
   it('params of a length that fits no H', () => {
-    rejects(['--params', params('len1000.npy', new Float64Array(1000))], /--params must be of length 795·H \+ 10 .*got "length 1000"/);
+    rejects(['--params', params('len1000.npy', new Float64Array(1000))], /--params \S*len1000\.npy must be of length 795·H \+ 10 .*got "length 1000"/);
   });
   it('an index = 60000 (one past the training set)', () => {
-    rejects(['--indices', indices('i60000.npy', [60000])], /--indices\[0\] must be an integer in \[0, 60000\), got 60000/);
+    rejects(['--indices', indices('i60000.npy', [60000])], /--indices \S*i60000\.npy\[0\] must be an integer in \[0, 60000\), got 60000/);
   });
   it('an index of −1, not at position 0', () => {
-    rejects(['--indices', indices('im1.npy', [5, -1])], /--indices\[1\] must be an integer in \[0, 60000\), got -1/);
+    rejects(['--indices', indices('im1.npy', [5, -1])], /--indices \S*im1\.npy\[1\] must be an integer in \[0, 60000\), got -1/);
   });
   it('NaN in params', () => {
-    rejects(['--params', params('nan.npy', withBad(123, NaN))], /--params\[123\] must be a finite number, got NaN/);
+    rejects(['--params', params('nan.npy', withBad(123, NaN))], /--params \S*nan\.npy\[123\] must be a finite number, got NaN/);
   });
   it('Inf in params', () => {
-    rejects(['--params', params('inf.npy', withBad(39759, -Infinity))], /--params\[39759\] must be a finite number, got -Infinity/);
+    rejects(['--params', params('inf.npy', withBad(39759, -Infinity))], /--params \S*inf\.npy\[39759\] must be a finite number, got -Infinity/);
   });
   it('an empty batch (a .npy of zero indices)', () => {
-    rejects(['--indices', indices('empty.npy', [])], /--indices must be a non-empty list of training-set indices/);
+    rejects(['--indices', indices('empty.npy', [])], /--indices \S*empty\.npy must be a non-empty list of training-set indices/);
   });
   it('--h 0 and --h -1', () => {
     rejects(['--h', '0'], /--h must be a number in \(0, 1\], got "0"/);

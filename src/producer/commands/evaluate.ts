@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { initParams } from '../../core/network.js';
 import { Rng } from '../../core/prng.js';
-import { readParamsFile } from '../../io/npy-file.js';
+import { checkMnistDir, paramsOption } from '../input-files.js';
 import { LocalPool } from '../../workers/pool.js';
 import { choiceOption, intOption } from '../options.js';
 import type { Output } from '../output.js';
@@ -26,10 +26,12 @@ export function registerEvaluate(program: Command, out: Output, config: () => Co
       const split = choiceOption(OP, '--split', flags.split, ['train', 'test'] as const);
       const threads = flags.threads === undefined ? undefined : intOption(OP, '--threads', flags.threads, 1, 256);
       const params = flags.params !== undefined
-        ? readParamsFile(flags.params)
+        ? paramsOption(OP, flags.params)
         : initParams(intOption(OP, '--hidden', flags.hidden, 1, 4096), new Rng(intOption(OP, '--seed', flags.seed, 0)));
       const cfg = threads === undefined ? config() : { ...config(), threads };
       const backend = await resolveBackend(choice, cfg, out);
+      // The local pool reads MNIST here; on the queue the workers read their own.
+      if (backend.kind === 'local') checkMnistDir(OP, cfg.mnistDir);
       const report = (r: { loss: number; accuracy: number; count: number; correct: number; seconds: number }, where: string): void => {
         out.line(`evaluate: split ${split}, ${r.count} images, loss ${r.loss}, accuracy ${r.accuracy} (${r.correct} correct), ${r.seconds.toFixed(3)} s (${where})`);
         if (flags.json) out.json({ command: 'evaluate', backend: backend.kind, split, count: r.count, loss: r.loss, accuracy: r.accuracy, correct: r.correct, seconds: r.seconds });

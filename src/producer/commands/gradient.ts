@@ -2,12 +2,13 @@ import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { ValidationError } from '../../core/errors.js';
 import { FdEngine, fdGradient, planGradient, planLoss } from '../../core/fd-engine.js';
-import { coordName, hiddenFromLength } from '../../core/layout.js';
-import { analyticGradient, checkFinite, initParams, loss } from '../../core/network.js';
+import { coordName } from '../../core/layout.js';
+import { analyticGradient, initParams, loss } from '../../core/network.js';
 import { DEFAULT_H } from '../../core/numerical.js';
 import { Rng, miniBatchIndices } from '../../core/prng.js';
 import { openMnistRows } from '../../io/mnist.js';
-import { readIndicesFile, readParamsFile, writeNpyFile } from '../../io/npy-file.js';
+import { writeNpyFile } from '../../io/npy-file.js';
+import { checkMnistDir, indicesOption, paramsOption } from '../input-files.js';
 import { checkOutput, npyBytes } from '../../io/out-dir.js';
 import { LocalPool } from '../../workers/pool.js';
 import { choiceOption, floatOption, intOption } from '../options.js';
@@ -40,28 +41,15 @@ export interface GradientFlags {
 /** Params from --params, else the seeded initial net (--hidden, --seed); the batch from --indices, else seeded. */
 export function resolveInputs(op: string, flags: { params?: string; indices?: string; hidden: string; seed: string; batch: string }, mnistDir?: string) {
   const seed = intOption(op, '--seed', flags.seed, 0);
-  const params = flags.params !== undefined ? readParamsFile(flags.params) : initParams(intOption(op, '--hidden', flags.hidden, 1, 4096), new Rng(seed));
-  // Files are checked here, at the edge, so a bad one is reported against this command and its option
-  // (`numgrad gradient: --params must be ...`), not against the core function that would trip on it.
-  if (flags.params !== undefined) {
-    asOption(op, () => hiddenFromLength(params.length, '--params'));
-    checkFinite(op, params, '--params');
-  }
+  // Files are checked at the edge (input-files.ts), so a bad one is reported against this command and
+  // its option (`numgrad gradient: --params P.npy must be ...`), not against the core function that would trip on it.
+  const params = flags.params !== undefined ? paramsOption(op, flags.params) : initParams(intOption(op, '--hidden', flags.hidden, 1, 4096), new Rng(seed));
+  checkMnistDir(op, mnistDir);
   // Only the batch's images are read (openMnistRows), not the 47 MB training set.
   const train = openMnistRows('train', mnistDir);
-  const indices = flags.indices !== undefined ? readIndicesFile(flags.indices) : miniBatchIndices(seed, 0, intOption(op, '--batch', flags.batch, 1, train.count), train.count);
+  const indices = flags.indices !== undefined ? indicesOption(op, flags.indices, train.count) : miniBatchIndices(seed, 0, intOption(op, '--batch', flags.batch, 1, train.count), train.count);
   const batch = train.gather(op, indices, flags.indices !== undefined ? '--indices' : 'indices');
   return { params, indices, batch };
-}
-
-/** Runs a core check and relabels its ValidationError with the command's name. */
-function asOption<T>(op: string, check: () => T): T {
-  try {
-    return check();
-  } catch (err) {
-    if (err instanceof ValidationError) throw new ValidationError(op, err.field, err.expected, err.got);
-    throw err;
-  }
 }
 
 export function registerGradient(program: Command, out: Output, config: () => Config): void {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { StepMetrics } from '../../core/training.js';
 import { trainConfig } from '../../core/training.js';
+import { NumgradError, ValidationError } from '../../core/errors.js';
 import type { Config } from '../../io/config.js';
 import { checkOutput, runOutputBytes } from '../../io/out-dir.js';
 import { LocalPool } from '../../workers/pool.js';
@@ -9,6 +10,7 @@ import { choiceOption, floatOption, intOption } from '../options.js';
 import type { Output } from '../output.js';
 import { Progress } from '../progress.js';
 import type { QueueClient } from '../queue-client.js';
+import { checkMnistDir } from '../input-files.js';
 import { RunOutput } from '../run-output.js';
 import { trainLocal } from '../train-local.js';
 
@@ -85,8 +87,9 @@ function epochLine(m: StepMetrics): string {
 }
 
 /** Runs the chapter-4 training on the local pool with progress, Ctrl-C handling and the output files. */
-export async function runLocalTraining(flags: TrainFlags, out: Output, config: Config): Promise<void> {
+export async function runLocalTraining(flags: TrainFlags, out: Output, config: Config, op = OP): Promise<void> {
   const cfg = trainFlagsToConfig(flags);
+  checkMnistDir(op, config.mnistDir);
   const pool = new LocalPool({ threads: config.threads, mnistDir: config.mnistDir });
   out.line(`train: backend local, ${pool.threads} thread(s); ${cfg.iters} iterations, batch ${cfg.batch}, lr ${cfg.lr}, H ${cfg.hidden}, seed ${cfg.seed}, h ${cfg.h}; output in ${flags.out}`);
   const progress = new Progress(cfg.iters);
@@ -126,6 +129,7 @@ export async function followRun(client: QueueClient, id: string, outDir: string 
   const first = await client.run(id);
   if (outDir !== undefined) checkOutput({ op, option: '--out', path: outDir, kind: 'folder', bytes: runOutputBytes(first.iters, first.config.hidden) });
   const progress = new Progress(first.iters);
+  progress.from(first.step); // steps done before we watched are not part of the rate
   const signal = stopSignal(progress, 'following (the run goes on in Redis)');
   const announced = new Set<number>();
   let lastLoss = NaN;
@@ -171,11 +175,14 @@ export async function runTraining(flags: TrainFlags, out: Output, config: Config
   const shards = intOption(OP, '--shards', flags.shards ?? '4', 1, 4096);
   // Before anything is submitted or computed: a run that cannot be saved fails now, not at its end.
   if (!flags.detach) checkOutput({ op: opts.op ?? OP, option: '--out', path: flags.out, kind: 'folder', bytes: runOutputBytes(cfg.iters, cfg.hidden) });
-  const backend = await resolveBackend(choice, config, out, { inProcessWorker: opts.inProcessWorker && !flags.detach });
-  if (backend.kind === 'local') {
-    if (flags.detach) throw new Error(`${OP}: --detach needs the queue backend (Redis)`);
-    return runLocalTraining(flags, out, config);
-  }
+  if (flags.detach && choice === 'local') throw new ValidationError(opts.op ?? OP, '--detach', 'used with --backend queue or auto (it submits the run to Redis and exits)', '--backend local');
+  // A detached run lives on the queue: auto then means the queue (no in-process worker that would
+  // leave with this process), and a Redis that does not answer is the error, not a fall-back.
+  const backend = await resolveBackend(flags.detach ? 'queue' : choice, config, out, { inProcessWorker: opts.inProcessWorker && !flags.detach }).catch((err: unknown) => {
+    if (flags.detach && err instanceof NumgradError) throw new NumgradError(`${opts.op ?? OP}: --detach needs the queue: ${err.message}`);
+    throw err;
+  });
+  if (backend.kind === 'local') return runLocalTraining(flags, out, config, opts.op ?? OP);
   const extra = opts.alongside === undefined || flags.detach ? undefined : await opts.alongside(config);
   try {
     const id = await backend.client.startRun(cfg, shards, flags.runId);
