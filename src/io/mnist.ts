@@ -94,8 +94,8 @@ export function openMnistRows(split: Split, dir?: string): MnistRows {
       },
     };
   }
-  const imagesPath = join(base, FILES[split].images);
-  const labelsPath = join(base, FILES[split].labels);
+  const imagesPath = join(base, MNIST_FILES[split].images);
+  const labelsPath = join(base, MNIST_FILES[split].labels);
   const labels = parseLabels(readIdx(labelsPath), labelsPath).labels;
   if (!existsSync(imagesPath)) readIdx(imagesPath); // the missing-file message
   const fd = openSync(imagesPath, 'r');
