@@ -1,6 +1,5 @@
 import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
-import { ValidationError } from '../../core/errors.js';
 import { FdEngine, fdGradient, planGradient, planLoss } from '../../core/fd-engine.js';
 import { coordName } from '../../core/layout.js';
 import { analyticGradient, initParams, loss } from '../../core/network.js';
