@@ -12,6 +12,7 @@ import { i32ToBase64 } from '../workers/codec.js';
 import { DEFAULT_QUEUE_SHARDS, EVENTS_STREAMS, evaluationFlow, gradientFlow, jobId, trainStepFlow } from '../workers/flows.js';
 import { Keys } from '../workers/keys.js';
 import { type RunSummary, Store } from '../workers/store.js';
+import { resumeRun } from './run-resume.js';
 
 export interface QueueClientOptions {
   readonly redisUrl: string;
@@ -186,6 +187,12 @@ export class QueueClient {
     const r = await this.run(id);
     if (r.state === 'running') await this.store.setState(id, 'cancelled');
     return this.run(id);
+  }
+
+  /** Restarts a failed or cancelled run from its last completed step (see run-resume.ts). */
+  async resume(id: string): Promise<RunSummary> {
+    await this.ready();
+    return resumeRun({ store: this.store, flows: this.flows, reduce: this.reduce }, id);
   }
 
   /**

@@ -15,6 +15,7 @@ import { base64ToF64, batchIndices, batchKey, f64ToBase64 } from './codec.js';
 import { EVAL_SHARD_SAMPLES, EVENTS_STREAMS, evaluationFlow, jobId, trainStepFlow } from './flows.js';
 import { Keys } from './keys.js';
 import { LocalPool, type PreparedGradient } from './pool.js';
+import { RunState, failedChild, isFinal } from './run-state.js';
 import { type RunSummary, Store } from './store.js';
 
 export interface QueueWorkerOptions {
@@ -80,6 +81,7 @@ export class QueueWorker {
   readonly pool: LocalPool;
   private readonly conn: Connection;
   private readonly store: Store;
+  private readonly runState: RunState;
   private readonly flows: FlowProducer;
   private readonly reduceQueue: Queue;
   private readonly workers: Worker[] = [];
@@ -105,6 +107,7 @@ export class QueueWorker {
     this.pool = new LocalPool({ threads: opts.threads, mnistDir: opts.mnistDir });
     this.conn = connect(opts.redisUrl, 'worker', (attempt, delay) => opts.logger.warn({ attempt, delayMs: delay }, 'Redis unreachable; retrying'));
     this.store = new Store(this.conn, new Keys(opts.prefix));
+    this.runState = new RunState(this.conn, new Keys(opts.prefix));
     this.flows = new FlowProducer({ connection: this.conn, prefix: opts.prefix });
     this.reduceQueue = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
     // Without a listener BullMQ prints each 'error' event with console.error: a stack that, for an
@@ -138,9 +141,8 @@ export class QueueWorker {
       if (job === undefined) return;
       const d = job.data as { run?: unknown; step?: unknown };
       this.opts.logger.warn({ queue: w.name, jobId: job.id, job: job.name, run: d?.run, step: d?.step, attempts: job.attemptsMade, err: err.message }, 'job failed');
-      if (job.name === JOBS.trainStep && typeof d?.run === 'string' && job.attemptsMade >= (job.opts.attempts ?? 1)) {
-        void this.store.setState(d.run, 'failed', err.message).catch(() => undefined);
-      }
+      // Also failures no processor saw: a parent failed for a child (failParentOnFailure), a job that stalled too often.
+      if (isFinal(job, err)) void this.endRun(job, err);
     });
   }
 
@@ -235,12 +237,28 @@ export class QueueWorker {
 
   private async onReduce(job: Job): Promise<unknown> {
     try {
+      const child = await failedChild(job);
+      if (child !== undefined) throw child;
       if (job.name === JOBS.gradient) return await this.reduceGradient(job, parsePayload(GradientData, job.name, job.data));
       if (job.name === JOBS.evaluation) return await this.reduceEvaluation(job, parsePayload(EvaluationData, job.name, job.data));
       if (job.name === JOBS.trainStep) return await this.trainStep(job, parsePayload(TrainStepData, job.name, job.data));
       throw new ValidationError('reduce', 'job name', `"${JOBS.gradient}", "${JOBS.evaluation}" or "${JOBS.trainStep}"`, job.name);
     } catch (err) {
-      throw unrecoverable(err);
+      const e = unrecoverable(err);
+      // Recorded here, under the job's lock, before BullMQ moves the job to failed: a process that
+      // dies in between leaves a stalled job that is redone and records it again.
+      if (e instanceof Error && isFinal(job, e, job.attemptsMade + 1)) await this.endRun(job, e);
+      throw e;
+    }
+  }
+
+  /** A run's step or evaluation failed for good: the run is failed, with the reason, now. */
+  private async endRun(job: Job, err: Error): Promise<void> {
+    try {
+      const run = await this.runState.failJob(job, err);
+      if (run !== undefined) this.opts.logger.error({ run, jobId: job.id, job: job.name, err: err.message }, 'run failed');
+    } catch (e) {
+      this.opts.logger.warn({ jobId: job.id, err: sanitize(e, this.opts.redisUrl) }, 'could not record the run as failed');
     }
   }
 
@@ -296,7 +314,8 @@ export class QueueWorker {
     if (run === null) throw new ValidationError('train-step', 'data.run', 'an existing run', d.run);
     const holderT = jobId('run', d.run, 'step', d.step);
     if (run.state !== 'running' || run.step > d.step + 1 || run.step < d.step) {
-      await this.store.release(d.params, holderT);
+      // A stopped run keeps its current snapshot (held for this step): `numgrad resume` goes on from it.
+      if (run.state === 'running' || run.step !== d.step) await this.store.release(d.params, holderT);
       return { step: d.step, advanced: false };
     }
     const cfg = run.config;
@@ -307,6 +326,9 @@ export class QueueWorker {
       const { out: g, loss } = await this.assemble(job, paramCount(cfg.hidden));
       const theta = await this.store.getParams(d.params);
       if (theta === null) throw new ValidationError('train-step', 'data.params', 'a params version stored in Redis', d.params);
+      // The shards check the snapshot when they load it, but may have loaded it before it changed.
+      const bad = theta.findIndex((x) => !Number.isFinite(x));
+      if (bad >= 0) throw new ValidationError('train-step', `data.params[${bad}]`, 'a finite number in the stored snapshot', theta[bad]);
       const nextParams = sgdStep(theta, g, cfg.lr);
       next = await this.store.putParams(nextParams, jobId('run', d.run, 'step', t + 1));
       if (isEvalStep(cfg, t)) {
@@ -331,9 +353,8 @@ export class QueueWorker {
     if (t + 1 < cfg.iters) {
       if ((await this.store.state(d.run)) === 'running') {
         await this.flows.add(trainStepFlow(d.run, t + 1, next, cfg.hidden, cfg.seed, cfg.batch, cfg.h, cfg.shards));
-      } else {
-        await this.store.release(next, jobId('run', d.run, 'step', t + 1));
       }
+      // Stopped meanwhile: θ_{t+1} stays held for step t+1, which `numgrad resume` enqueues.
     } else {
       await this.store.keepFinalParams(d.run, next);
       await this.store.release(next, jobId('run', d.run, 'step', t + 1));

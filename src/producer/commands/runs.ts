@@ -42,6 +42,15 @@ export function registerRuns(program: Command, out: Output, config: () => Config
       await withClient(config(), (c) => followRun(c, id, flags.out, out, flags.json));
     });
   program
+    .command('resume <run>')
+    .description('restart a failed or cancelled run from its last completed step (after its cause is fixed)')
+    .action(async (id: string) => {
+      await withClient(config(), async (c) => {
+        const r = await c.resume(id);
+        out.line(`run ${id}: ${r.state} again from step ${r.step}/${r.iters} (\`numgrad follow ${id}\` to watch it)`);
+      });
+    });
+  program
     .command('cancel <run>')
     .description('cancel a run: no further step is enqueued')
     .action(async (id: string) => {
