@@ -16,6 +16,7 @@ import { EVAL_SHARD_SAMPLES, EVENTS_STREAMS, evaluationFlow, jobId, trainStepFlo
 import { Keys } from './keys.js';
 import { LocalPool, type PreparedGradient } from './pool.js';
 import { RunState, failedChild, isFinal } from './run-state.js';
+import { type Drainable, type ShutdownReport, drain } from './shutdown.js';
 import { type RunSummary, Store } from './store.js';
 
 export interface QueueWorkerOptions {
@@ -77,7 +78,7 @@ class Lru<V> {
  * compact binary result. A malformed job fails as unrecoverable with a message naming the field;
  * the worker takes the next job.
  */
-export class QueueWorker {
+export class QueueWorker implements Drainable {
   readonly pool: LocalPool;
   private readonly conn: Connection;
   private readonly store: Store;
@@ -99,6 +100,8 @@ export class QueueWorker {
     }, () => undefined);
   });
   private closing: Promise<void> | undefined;
+  /** Jobs whose processor runs here now, with their lock tokens (a shutdown hands them back). */
+  private readonly inFlight = new Map<string, { job: Job; token: string | undefined }>();
   /** Shards completed by this process (for metrics and logs). */
   shardsDone = 0;
 
@@ -122,14 +125,42 @@ export class QueueWorker {
       stalledInterval: opts.stalledInterval ?? 30_000,
       maxStalledCount: 2,
     };
-    const shards = new Worker(QUEUES.shards, (job: Job) => this.onShard(job), { ...common, concurrency: opts.concurrency ?? 2 * opts.threads });
+    const shards = new Worker(QUEUES.shards, (job: Job, token?: string) => this.track(job, token, () => this.onShard(job)), { ...common, concurrency: opts.concurrency ?? 2 * opts.threads });
     this.watch(shards);
     this.workers.push(shards);
     if (opts.reducer !== false) {
-      const reduce = new Worker(QUEUES.reduce, (job: Job) => this.onReduce(job), { ...common, concurrency: 4 });
+      const reduce = new Worker(QUEUES.reduce, (job: Job, token?: string) => this.track(job, token, () => this.onReduce(job)), { ...common, concurrency: 4 });
       this.watch(reduce);
       this.workers.push(reduce);
     }
+  }
+
+  private async track<T>(job: Job, token: string | undefined, run: () => Promise<T>): Promise<T> {
+    const key = `${job.queueName}:${job.id}`;
+    this.inFlight.set(key, { job, token });
+    try {
+      return await run();
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  activeJobs(): readonly { readonly job: Job; readonly token: string | undefined }[] {
+    return [...this.inFlight.values()];
+  }
+
+  /**
+   * SIGTERM/SIGINT: take no new job, give the active ones up to `graceMs`, hand back what is left,
+   * close; bounded even when Redis is unreachable (see shutdown.ts).
+   */
+  shutdown(graceMs: number, skip?: Promise<void>): Promise<ShutdownReport> {
+    return drain(this, graceMs, skip);
+  }
+
+  /** Connections and threads dropped now, whatever runs (the connection first: a cut job must not be failed). */
+  forceClose(): void {
+    this.conn.disconnect();
+    void this.pool.close().catch(() => undefined);
   }
 
   private watch(w: Worker): void {
