@@ -157,6 +157,10 @@ export class QueueWorker implements Drainable {
     return drain(this, graceMs, skip);
   }
 
+  redisUp(): boolean {
+    return this.conn.status === 'ready';
+  }
+
   /** Connections and threads dropped now, whatever runs (the connection first: a cut job must not be failed). */
   forceClose(): void {
     this.conn.disconnect();

@@ -1,7 +1,11 @@
 import type { Job } from 'bullmq';
 
-/** How long the BullMQ workers and connections may take to close once nothing is active (Redis away: never). */
-export const CLOSE_BOUND_MS = 1_000;
+/**
+ * How long the BullMQ workers and connections may take to close once no processor runs: with Redis
+ * answering, the last results are being written (a loaded machine can take seconds); without it they
+ * never will be, and the worker must not hang on them.
+ */
+export const CLOSE_BOUND_MS = { redisUp: 15_000, redisDown: 1_000 };
 /** How long handing unfinished jobs back may take (Redis away: it cannot). */
 const REQUEUE_BOUND_MS = 1_000;
 
@@ -13,6 +17,8 @@ export interface Drainable {
   close(): Promise<void>;
   /** Drops connections and threads now, whatever is running. */
   forceClose(): void;
+  /** Whether the connection to Redis is up right now. */
+  redisUp(): boolean;
 }
 
 export interface ShutdownReport {
@@ -34,7 +40,7 @@ const within = <T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> => {
  * waits for active jobs), let the active jobs finish for up to `graceMs`, then hand the unfinished ones
  * back to their queue (`moveToWait` with their lock token: another worker starts them at once instead
  * of after the lock expires) and close. Nothing here waits on Redis without a bound: an idle worker
- * whose Redis is gone is done in about CLOSE_BOUND_MS. Work is deterministic and a run advances once
+ * whose Redis is gone is done in about a second. Work is deterministic and a run advances once
  * per step, so a job redone elsewhere gives the same bytes. `skip()` resolving ends the grace early
  * (a second signal).
  */
@@ -53,7 +59,18 @@ export async function drain(w: Drainable, graceMs: number, skip: Promise<void> =
     const handed = await within(Promise.allSettled(left.map(({ job, token }) => (token === undefined ? Promise.reject(new Error('no token')) : job.moveToWait(token)))), REQUEUE_BOUND_MS);
     if (handed !== 'timeout') requeued = handed.filter((r) => r.status === 'fulfilled').length;
   }
-  const closed = left.length === 0 && (await within(closing.then(() => true, () => false), CLOSE_BOUND_MS)) === true;
+  const settled = closing.then(() => true, () => false);
+  const t1 = Date.now();
+  let closed = false;
+  // The bound follows Redis as it is now: a Redis that goes away meanwhile cuts the wait short.
+  while (left.length === 0) {
+    const r = await within(settled, 100);
+    if (r !== 'timeout') {
+      closed = r;
+      break;
+    }
+    if (Date.now() - t1 >= (w.redisUp() ? CLOSE_BOUND_MS.redisUp : CLOSE_BOUND_MS.redisDown)) break;
+  }
   if (!closed) w.forceClose();
   return { unfinished: left.length, requeued, closed };
 }
