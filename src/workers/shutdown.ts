@@ -5,7 +5,7 @@ import type { Job } from 'bullmq';
  * answering, the last results are being written (a loaded machine can take seconds); without it they
  * never will be, and the worker must not hang on them.
  */
-export const CLOSE_BOUND_MS = { redisUp: 15_000, redisDown: 1_000 };
+export const CLOSE_BOUND_MS = { redisUp: 15_000, redisDown: 300 };
 /** How long handing unfinished jobs back may take (Redis away: it cannot). */
 const REQUEUE_BOUND_MS = 1_000;
 
@@ -40,7 +40,7 @@ const within = <T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> => {
  * waits for active jobs), let the active jobs finish for up to `graceMs`, then hand the unfinished ones
  * back to their queue (`moveToWait` with their lock token: another worker starts them at once instead
  * of after the lock expires) and close. Nothing here waits on Redis without a bound: an idle worker
- * whose Redis is gone is done in about a second. Work is deterministic and a run advances once
+ * whose Redis is gone is done in well under a second. Work is deterministic and a run advances once
  * per step, so a job redone elsewhere gives the same bytes. `skip()` resolving ends the grace early
  * (a second signal).
  */

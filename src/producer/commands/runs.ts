@@ -26,9 +26,9 @@ export function registerRuns(program: Command, out: Output, config: () => Config
       await withClient(config(), async (c) => {
         const runs = await c.listRuns();
         if (flags.json) return out.json(runs.map(({ config: _c, ...r }) => r));
-        out.line(['run', 'state', 'step', 'loss', 'train_acc', 'test_acc', 'updated'].join('\t'));
+        out.line(['run', 'state', 'step', 'loss', 'train_acc', 'test_acc', 'updated', 'reason'].join('\t'));
         for (const r of runs) {
-          out.line([r.id, r.state, `${r.step}/${r.iters}`, fmt(r.loss), fmt(r.trainAcc), fmt(r.testAcc), new Date(r.updatedAt).toISOString()].join('\t'));
+          out.line([r.id, r.state, `${r.step}/${r.iters}`, fmt(r.loss), fmt(r.trainAcc), fmt(r.testAcc), new Date(r.updatedAt).toISOString(), r.error ?? ''].join('\t'));
         }
         if (runs.length === 0) out.line('(no runs)');
       });

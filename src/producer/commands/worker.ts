@@ -71,6 +71,6 @@ export function registerWorker(program: Command, config: () => Config): void {
       logger.info('worker closed');
       logger.flush();
       // Whatever a forced close left behind (a connection retrying, a cut job's timers) must not keep the process alive.
-      setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref();
+      setTimeout(() => process.exit(process.exitCode ?? 0), 50).unref();
     });
 }
