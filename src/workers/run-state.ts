@@ -3,9 +3,16 @@ import { JOBS } from '../core/contract.js';
 import type { Connection } from '../io/redis.js';
 import type { Keys } from './keys.js';
 
-/** running → failed with the reason; a run that has already ended (done, cancelled, failed) keeps its state. */
+/**
+ * running → failed with the reason; a run that has already ended (done, cancelled, failed) keeps its
+ * state. Only a job the run is waiting for can fail it: a training step of the run's current step
+ * (ARGV[3]), an epoch evaluation still pending (ARGV[4] in KEYS[2]). A stale job — one of a step the
+ * run is no longer at, after Redis came back from its AOF a second in the past — changes nothing.
+ */
 const FAIL = `
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'step') ~= ARGV[3] then return 0 end
+if ARGV[4] ~= '' and redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[1], 'updatedAt', ARGV[2])
 return 1`;
 
@@ -30,9 +37,10 @@ export class RunState {
     private readonly keys: Keys,
   ) {}
 
-  /** Marks a running run failed with `reason`; true when this call did it. */
-  async fail(id: string, reason: string): Promise<boolean> {
-    return ((await this.redis.eval(FAIL, 1, this.keys.run(id), reason, Date.now())) as number) === 1;
+  /** Marks a running run failed with `reason` (if at `step` / with `pending` still pending, when given); true when this call did it. */
+  async fail(id: string, reason: string, at: { step?: number; pending?: string } = {}): Promise<boolean> {
+    const r = await this.redis.eval(FAIL, 2, this.keys.run(id), this.keys.runPending(id), reason, Date.now(), at.step ?? '', at.pending ?? '');
+    return (r as number) === 1;
   }
 
   /**
@@ -49,7 +57,7 @@ export class RunState {
       const own = await this.redis.hget(child[1], 'failedReason');
       if (own) reason = `${own} (shard ${child[1].slice(child[1].lastIndexOf(':') + 1)})`;
     }
-    return (await this.fail(run, reason)) ? run : undefined;
+    return (await this.fail(run, reason, waitedFor(job))) ? run : undefined;
   }
 
   /** Puts a failed or cancelled run back to running; the state it was in ('' for no such run). */
@@ -64,6 +72,13 @@ export function runOf(job: Job): string | undefined {
   if (job.name === JOBS.trainStep && typeof d?.run === 'string') return d.run;
   if (job.name === JOBS.evaluation && typeof d?.run === 'object' && d.run !== null && typeof (d.run as { id?: unknown }).id === 'string') return (d.run as { id: string }).id;
   return undefined;
+}
+
+/** What of its run a reduce job stands for: a training step's step, an epoch evaluation's pending token. */
+function waitedFor(job: Job): { step?: number; pending?: string } {
+  const d = job.data as { step?: unknown; split?: unknown; run?: { iter?: unknown } } | undefined;
+  if (job.name === JOBS.trainStep) return { step: typeof d?.step === 'number' ? d.step : -1 };
+  return { pending: `eval:${String(d?.run?.iter)}:${String(d?.split)}` };
 }
 
 /** Whether this failure ends the job: an UnrecoverableError at once, anything else on its last attempt. */
