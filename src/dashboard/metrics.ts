@@ -100,6 +100,18 @@ export class DashboardMetrics implements ObserverSinks {
       },
     });
     new Gauge({
+      name: 'numgrad_runs',
+      help: `Runs by state (running, done, failed, cancelled, corrupt) among the newest ${METRICS_RUNS}; a failed run's reason is in /api/runs`,
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        this.reset();
+        const by: Record<string, number> = { running: 0, done: 0, failed: 0, cancelled: 0, corrupt: 0 };
+        for (const r of (await snap()).runs) by[r.state] = (by[r.state] ?? 0) + 1;
+        for (const [state, n] of Object.entries(by)) this.set({ state }, n);
+      },
+    });
+    new Gauge({
       name: 'numgrad_shards_per_second',
       help: 'Shards completed per second over the last 10 s, across all workers',
       registers,

@@ -14,6 +14,7 @@ import { Keys } from '../workers/keys.js';
 import { RunRetention } from '../workers/retention.js';
 import type { ListedRun } from '../workers/run-record.js';
 import { type RunSummary, Store } from '../workers/store.js';
+import { resumeRun } from './run-resume.js';
 
 export interface QueueClientOptions {
   readonly redisUrl: string;
@@ -194,6 +195,12 @@ export class QueueClient {
     const r = await this.run(id);
     if (r.state === 'running') await this.store.setState(id, 'cancelled');
     return this.run(id);
+  }
+
+  /** Restarts a failed or cancelled run from its last completed step (see run-resume.ts). */
+  async resume(id: string): Promise<RunSummary> {
+    await this.ready();
+    return resumeRun({ store: this.store, flows: this.flows, reduce: this.reduce }, id);
   }
 
   /**

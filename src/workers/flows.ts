@@ -16,6 +16,14 @@ export const SHARD_OPTS: JobsOptions = {
   removeOnFail: { count: 1000 },
   failParentOnFailure: true,
 };
+/**
+ * The shards of a run's flows (training steps, epoch evaluations) start their parent instead of
+ * failing it: the reducer then runs, reads the shard's reason (BullMQ keeps it in the parent's
+ * failed-children hash) and records the run as failed before it fails itself, under its own lock.
+ * With failParentOnFailure BullMQ fails the parent without running it, and the run's state could
+ * only be set after the fact, by whoever saw the event.
+ */
+export const RUN_SHARD_OPTS: JobsOptions = { ...SHARD_OPTS, failParentOnFailure: false, continueParentOnFailure: true };
 export const PARENT_OPTS: JobsOptions = { attempts: 3, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: true, removeOnFail: { count: 1000 } };
 
 /**
@@ -35,10 +43,10 @@ export function jobId(...parts: (string | number)[]): string {
   return parts.join('-');
 }
 
-export function fdChildren(params: string, hidden: number, batch: BatchSpec, h: number, shards: number, idBase?: string): FlowJob[] {
+export function fdChildren(params: string, hidden: number, batch: BatchSpec, h: number, shards: number, idBase?: string, opts = SHARD_OPTS): FlowJob[] {
   return splitEven(paramCount(hidden), shards).map((r, k) => {
     const data: FdShardData = { v: CONTRACT_VERSION, params, hidden, batch, h, start: r.start, end: r.end };
-    return { name: JOBS.fdShard, queueName: QUEUES.shards, data, opts: { ...SHARD_OPTS, ...(idBase ? { jobId: jobId(idBase, 's', k) } : {}) } };
+    return { name: JOBS.fdShard, queueName: QUEUES.shards, data, opts: { ...opts, ...(idBase ? { jobId: jobId(idBase, 's', k) } : {}) } };
   });
 }
 
@@ -63,7 +71,8 @@ export function evaluationFlow(d: EvaluationData, id?: string, shardSamples = EV
   const total = splitCount(d.split, d.batch);
   const children: FlowJob[] = splitBySize(total, shardSamples).map((r, k) => {
     const data: CeShardData = { v: CONTRACT_VERSION, params: d.params, hidden: d.hidden, split: d.split, ...(d.batch ? { batch: d.batch } : {}), start: r.start, end: r.end };
-    return { name: JOBS.ceShard, queueName: QUEUES.shards, data, opts: { ...SHARD_OPTS, ...(id ? { jobId: jobId(id, 's', k) } : {}) } };
+    const opts = d.run === undefined ? SHARD_OPTS : RUN_SHARD_OPTS;
+    return { name: JOBS.ceShard, queueName: QUEUES.shards, data, opts: { ...opts, ...(id ? { jobId: jobId(id, 's', k) } : {}) } };
   });
   return { name: JOBS.evaluation, queueName: QUEUES.reduce, data: d, opts: { ...PARENT_OPTS, ...(id ? { jobId: id } : {}) }, children };
 }
@@ -78,5 +87,5 @@ export function trainStepFlow(run: string, step: number, params: string, hidden:
   const id = jobId('run', run, 'step', step);
   const data: TrainStepData = { v: CONTRACT_VERSION, run, step, params };
   const batch = seededBatch(seed, step, batchSize);
-  return { name: JOBS.trainStep, queueName: QUEUES.reduce, data, opts: { ...PARENT_OPTS, jobId: id }, children: fdChildren(params, hidden, batch, h, shards, id) };
+  return { name: JOBS.trainStep, queueName: QUEUES.reduce, data, opts: { ...PARENT_OPTS, jobId: id }, children: fdChildren(params, hidden, batch, h, shards, id, RUN_SHARD_OPTS) };
 }

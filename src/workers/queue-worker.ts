@@ -18,7 +18,9 @@ import { EVAL_SHARD_SAMPLES, EVENTS_STREAMS, evaluationFlow, jobId, seededBatch,
 import { Keys } from './keys.js';
 import { Lru } from './lru.js';
 import { LocalPool } from './pool.js';
+import { RunState, failedChild, isFinal } from './run-state.js';
 import { ShardCompute } from './shard-compute.js';
+import { type Drainable, type ShutdownReport, drain } from './shutdown.js';
 import { type RunSummary, Store } from './store.js';
 
 export interface QueueWorkerOptions {
@@ -47,16 +49,19 @@ export interface QueueWorkerOptions {
  * compact binary result. A malformed job fails as unrecoverable with a message naming the field;
  * the worker takes the next job.
  */
-export class QueueWorker {
+export class QueueWorker implements Drainable {
   readonly pool: LocalPool;
   readonly compute: ShardCompute;
   private readonly conn: Connection;
   private readonly store: Store;
+  private readonly runState: RunState;
   private readonly flows: FlowProducer;
   private readonly reduceQueue: Queue;
   private readonly workers: Worker[] = [];
   private readonly paramsCache = new Lru<{ params: Float64Array; shared: SharedArrayBuffer }>(6);
   private closing: Promise<void> | undefined;
+  /** Jobs whose processor runs here now, with their lock tokens (a shutdown hands them back). */
+  private readonly inFlight = new Map<string, { job: Job; token: string | undefined }>();
   /** Shards completed by this process (for metrics and logs). */
   shardsDone = 0;
 
@@ -66,6 +71,7 @@ export class QueueWorker {
     this.compute = new ShardCompute(this.pool);
     this.conn = connect(opts.redisUrl, 'worker', (attempt, delay) => opts.logger.warn({ attempt, delayMs: delay }, 'Redis unreachable; retrying'));
     this.store = new Store(this.conn, new Keys(opts.prefix));
+    this.runState = new RunState(this.conn, new Keys(opts.prefix));
     this.flows = new FlowProducer({ connection: this.conn, prefix: opts.prefix });
     this.reduceQueue = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
     // Without a listener BullMQ prints each 'error' event with console.error: a stack that, for an
@@ -83,14 +89,46 @@ export class QueueWorker {
       // ran a job, on /queues and in the job hash.
       name: `${hostname()}:${process.pid}`,
     };
-    const shards = new Worker(QUEUES.shards, (job: Job) => this.onShard(job), { ...common, concurrency: opts.concurrency ?? 2 * opts.threads });
+    const shards = new Worker(QUEUES.shards, (job: Job, token?: string) => this.track(job, token, () => this.onShard(job)), { ...common, concurrency: opts.concurrency ?? 2 * opts.threads });
     this.watch(shards);
     this.workers.push(shards);
     if (opts.reducer !== false) {
-      const reduce = new Worker(QUEUES.reduce, (job: Job) => this.onReduce(job), { ...common, concurrency: 4 });
+      const reduce = new Worker(QUEUES.reduce, (job: Job, token?: string) => this.track(job, token, () => this.onReduce(job)), { ...common, concurrency: 4 });
       this.watch(reduce);
       this.workers.push(reduce);
     }
+  }
+
+  private async track<T>(job: Job, token: string | undefined, run: () => Promise<T>): Promise<T> {
+    const key = `${job.queueName}:${job.id}`;
+    this.inFlight.set(key, { job, token });
+    try {
+      return await run();
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  activeJobs(): readonly { readonly job: Job; readonly token: string | undefined }[] {
+    return [...this.inFlight.values()];
+  }
+
+  /**
+   * SIGTERM/SIGINT: take no new job, give the active ones up to `graceMs`, hand back what is left,
+   * close; bounded even when Redis is unreachable (see shutdown.ts).
+   */
+  shutdown(graceMs: number, skip?: Promise<void>): Promise<ShutdownReport> {
+    return drain(this, graceMs, skip);
+  }
+
+  redisUp(): boolean {
+    return this.conn.status === 'ready';
+  }
+
+  /** Connections and threads dropped now, whatever runs (the connection first: a cut job must not be failed). */
+  forceClose(): void {
+    this.conn.disconnect();
+    void this.pool.close().catch(() => undefined);
   }
 
   private watch(w: Worker): void {
@@ -102,9 +140,8 @@ export class QueueWorker {
       if (job === undefined) return;
       const d = job.data as { run?: unknown; step?: unknown };
       this.opts.logger.warn({ queue: w.name, jobId: job.id, job: job.name, run: d?.run, step: d?.step, attempts: job.attemptsMade, err: err.message }, 'job failed');
-      if (job.name === JOBS.trainStep && typeof d?.run === 'string' && job.attemptsMade >= (job.opts.attempts ?? 1)) {
-        void this.store.setState(d.run, 'failed', err.message).catch(() => undefined);
-      }
+      // Also failures no processor saw: a parent failed for a child (failParentOnFailure), a job that stalled too often.
+      if (isFinal(job, err)) void this.endRun(job, err);
     });
   }
 
@@ -172,12 +209,28 @@ export class QueueWorker {
 
   private async onReduce(job: Job): Promise<unknown> {
     try {
+      const child = await failedChild(job);
+      if (child !== undefined) throw child;
       if (job.name === JOBS.gradient) return await this.reduceGradient(job, parsePayload(GradientData, job.name, job.data));
       if (job.name === JOBS.evaluation) return await this.reduceEvaluation(job, parsePayload(EvaluationData, job.name, job.data));
       if (job.name === JOBS.trainStep) return await this.trainStep(job, parsePayload(TrainStepData, job.name, job.data));
       throw new ValidationError('reduce', 'job name', `"${JOBS.gradient}", "${JOBS.evaluation}" or "${JOBS.trainStep}"`, job.name);
     } catch (err) {
-      throw unrecoverable(err);
+      const e = unrecoverable(err);
+      // Recorded here, under the job's lock, before BullMQ moves the job to failed: a process that
+      // dies in between leaves a stalled job that is redone and records it again.
+      if (e instanceof Error && isFinal(job, e, job.attemptsMade + 1)) await this.endRun(job, e);
+      throw e;
+    }
+  }
+
+  /** A run's step or evaluation failed for good: the run is failed, with the reason, now. */
+  private async endRun(job: Job, err: Error): Promise<void> {
+    try {
+      const run = await this.runState.failJob(job, err);
+      if (run !== undefined) this.opts.logger.error({ run, jobId: job.id, job: job.name, err: err.message }, 'run failed');
+    } catch (e) {
+      this.opts.logger.warn({ jobId: job.id, err: sanitize(e, this.opts.redisUrl) }, 'could not record the run as failed');
     }
   }
 
@@ -211,7 +264,8 @@ export class QueueWorker {
     if (run === null) throw new ValidationError('train-step', 'data.run', 'an existing run', d.run);
     const holderT = jobId('run', d.run, 'step', d.step);
     if (run.state !== 'running' || run.step > d.step + 1 || run.step < d.step) {
-      await this.store.release(d.params, holderT);
+      // A stopped run keeps its current snapshot (held for this step): `numgrad resume` goes on from it.
+      if (run.state === 'running' || run.step !== d.step) await this.store.release(d.params, holderT);
       return { step: d.step, advanced: false };
     }
     const cfg = run.config;
@@ -223,6 +277,9 @@ export class QueueWorker {
       // θ_t as this process's shards loaded it (or as its reducer computed it), else from Redis.
       const theta = (await this.paramsCache.peek(d.params)?.catch(() => undefined))?.params ?? (await this.store.getParams(d.params));
       if (theta === null) throw new ValidationError('train-step', 'data.params', 'a params version stored in Redis', d.params);
+      // The shards check the snapshot when they load it, but may have loaded it before it changed.
+      const bad = theta.findIndex((x) => !Number.isFinite(x));
+      if (bad >= 0) throw new ValidationError('train-step', `data.params[${bad}]`, 'a finite number in the stored snapshot', theta[bad]);
       const nextParams = sgdStep(theta, g, cfg.lr);
       next = paramsVersion(nextParams);
       this.stepAhead(d, cfg, next, nextParams);
@@ -249,9 +306,8 @@ export class QueueWorker {
     if (t + 1 < cfg.iters) {
       if ((await this.store.state(d.run)) === 'running') {
         await this.flows.add(trainStepFlow(d.run, t + 1, next, cfg.hidden, cfg.seed, cfg.batch, cfg.h, cfg.shards));
-      } else {
-        await this.store.release(next, jobId('run', d.run, 'step', t + 1));
       }
+      // Stopped meanwhile: θ_{t+1} stays held for step t+1, which `numgrad resume` enqueues.
     } else {
       await this.store.keepFinalParams(d.run, next);
       await this.store.release(next, jobId('run', d.run, 'step', t + 1));

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { NumgradError } from '../../core/errors.js';
 import type { Config } from '../../io/config.js';
 import { redactUrl } from '../../io/config.js';
-import { intOption } from '../options.js';
+import { floatOption, intOption } from '../options.js';
 
 export function registerWorker(program: Command, config: () => Config): void {
   program
@@ -13,8 +13,10 @@ export function registerWorker(program: Command, config: () => Config): void {
     .option('--no-reducer', 'do not consume the reduce queue')
     .option('--lock-duration <ms>', 'BullMQ lock duration', '30000')
     .option('--stalled-interval <ms>', 'BullMQ stalled-job check interval', '30000')
-    .action(async (flags: { threads?: string; concurrency?: string; reducer: boolean; lockDuration: string; stalledInterval: string }) => {
+    .option('--grace <seconds>', 'on SIGTERM/SIGINT, how long active jobs may finish before they are handed back to the queue', '30')
+    .action(async (flags: { threads?: string; concurrency?: string; reducer: boolean; lockDuration: string; stalledInterval: string; grace: string }) => {
       const cfg = config();
+      const grace = Number(flags.grace.trim()) === 0 && flags.grace.trim() !== '' ? 0 : floatOption('numgrad worker', '--grace', flags.grace, { gt: 0, max: 86_400 });
       const threads = flags.threads === undefined ? cfg.threads : intOption('numgrad worker', '--threads', flags.threads, 1, 256);
       const [{ createLogger }, { QueueWorker }] = await Promise.all([import('../../io/logger.js'), import('../../workers/queue-worker.js')]);
       const logger = createLogger(cfg.logLevel, 'numgrad-worker');
@@ -33,19 +35,30 @@ export function registerWorker(program: Command, config: () => Config): void {
         onFatal: (message) => onFatal(message),
       });
       logger.info({ redis: redactUrl(cfg.redisUrl), prefix: cfg.prefix, threads, reducer: flags.reducer }, 'worker starting');
+      // Signals are handled from the start: a worker that never became ready (Redis away since it
+      // started) must stop on SIGTERM too. A second signal ends the grace at once.
+      let again: () => void = () => undefined;
+      const second = new Promise<void>((r) => (again = r));
+      let signalled: (sig: string) => void = () => undefined;
+      const signal = new Promise<string>((r) => (signalled = r));
+      let stopping = false;
+      const onSignal = (sig: string): void => {
+        if (stopping) return again();
+        stopping = true;
+        signalled(sig);
+      };
+      process.on('SIGTERM', () => onSignal('SIGTERM'));
+      process.on('SIGINT', () => onSignal('SIGINT'));
       // A refused password ends the worker (exit 2) whether it comes before or after it is ready.
-      let refused = await Promise.race([worker.ready().then(() => undefined), fatal]);
-      if (refused === undefined) {
-        logger.info({ pid: process.pid }, 'worker ready');
-        refused = await new Promise<string | undefined>((resolve) => {
-          const stop = (sig: string): void => {
-            logger.info({ signal: sig }, 'finishing active jobs, then closing');
-            void worker.close().then(() => resolve(undefined));
-          };
-          process.once('SIGTERM', () => stop('SIGTERM'));
-          process.once('SIGINT', () => stop('SIGINT'));
-          void fatal.then(resolve);
-        });
+      const ready = worker.ready().then(() => logger.info({ pid: process.pid }, 'worker ready'));
+      ready.catch(() => undefined);
+      const first = await Promise.race([signal.then((sig) => ({ sig })), fatal.then((refused) => ({ refused }))]);
+      const refused = 'refused' in first ? first.refused : undefined;
+      if ('sig' in first) {
+        logger.info({ signal: first.sig, active: worker.activeJobs().length, graceSeconds: grace }, 'taking no new jobs; finishing active ones, then closing');
+        const r = await worker.shutdown(grace * 1000, second);
+        if (r.unfinished > 0) logger.warn({ unfinished: r.unfinished, requeued: r.requeued }, 'grace period over: unfinished jobs handed back to the queue (the rest return when their locks expire)');
+        if (!r.closed) logger.warn('closed without Redis (unreachable, or jobs cut short)');
       }
       if (refused !== undefined) {
         logger.fatal(refused);
@@ -57,5 +70,7 @@ export function registerWorker(program: Command, config: () => Config): void {
       }
       logger.info('worker closed');
       logger.flush();
+      // Whatever a forced close left behind (a connection retrying, a cut job's timers) must not keep the process alive.
+      setTimeout(() => process.exit(process.exitCode ?? 0), 50).unref();
     });
 }
