@@ -13,6 +13,7 @@ import { type Connection, connect, isAuthError, sanitize } from '../io/redis.js'
 import { checkClusterPrefix } from '../io/redis-url.js';
 import { base64ToF64, batchIndices, batchKey, f64ToBase64 } from './codec.js';
 import { EVAL_SHARD_SAMPLES, EVENTS_STREAMS, evaluationFlow, jobId, trainStepFlow } from './flows.js';
+import { FunctionJobs, isFunctionJob } from './function-jobs.js';
 import { Keys } from './keys.js';
 import { LocalPool, type PreparedGradient } from './pool.js';
 import { type RunSummary, Store } from './store.js';
@@ -22,10 +23,15 @@ export interface QueueWorkerOptions {
   readonly prefix: string;
   readonly threads: number;
   readonly mnistDir?: string;
+  /** Folder of function modules (--functions, NUMGRAD_FUNCTIONS); built-ins only when absent. */
+  readonly functionsDir?: string;
   readonly logger: Logger;
   /** Also consume the reduce queue (gradients, evaluations, training steps). Default true. */
   readonly reducer?: boolean;
-  /** Shard jobs in flight per process. Default 2 × threads, so every thread has the next one queued. */
+  /**
+   * Shard jobs in flight per process. Default 2 × threads, so every thread has the next one queued.
+   * Also the bound on function evaluations in flight per process (async functions overlap).
+   */
   readonly concurrency?: number;
   /** BullMQ lock duration and stalled-check interval (ms); shortened in fault tests. */
   readonly lockDuration?: number;
@@ -83,6 +89,7 @@ export class QueueWorker {
   private readonly flows: FlowProducer;
   private readonly reduceQueue: Queue;
   private readonly workers: Worker[] = [];
+  private readonly functions: FunctionJobs;
   private readonly paramsCache = new Lru<{ params: Float64Array; shared: SharedArrayBuffer }>(6);
   /**
    * Plans of recent gradients (several shards of one gradient share one). A plan's shared buffer
@@ -105,6 +112,7 @@ export class QueueWorker {
     this.pool = new LocalPool({ threads: opts.threads, mnistDir: opts.mnistDir });
     this.conn = connect(opts.redisUrl, 'worker', (attempt, delay) => opts.logger.warn({ attempt, delayMs: delay }, 'Redis unreachable; retrying'));
     this.store = new Store(this.conn, new Keys(opts.prefix));
+    this.functions = new FunctionJobs({ threads: opts.threads, functionsDir: opts.functionsDir, mnistDir: opts.mnistDir, concurrency: opts.concurrency ?? 2 * opts.threads }, this.store);
     this.flows = new FlowProducer({ connection: this.conn, prefix: opts.prefix });
     this.reduceQueue = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
     // Without a listener BullMQ prints each 'error' event with console.error: a stack that, for an
@@ -158,8 +166,9 @@ export class QueueWorker {
     await Promise.all(this.workers.map((w) => w.waitUntilReady()));
   }
 
-  private async onShard(job: Job): Promise<FdShardResult | CeShardResult> {
+  private async onShard(job: Job): Promise<unknown> {
     try {
+      if (isFunctionJob(job.name)) return await this.functions.shard(job);
       if (job.name === JOBS.fdShard) return await this.fdShard(parsePayload(FdShardData, job.name, job.data));
       if (job.name === JOBS.ceShard) return await this.ceShard(parsePayload(CeShardData, job.name, job.data));
       throw new ValidationError('shard', 'job name', `"${JOBS.fdShard}" or "${JOBS.ceShard}"`, job.name);
@@ -235,6 +244,7 @@ export class QueueWorker {
 
   private async onReduce(job: Job): Promise<unknown> {
     try {
+      if (isFunctionJob(job.name)) return await this.functions.reduce(job);
       if (job.name === JOBS.gradient) return await this.reduceGradient(job, parsePayload(GradientData, job.name, job.data));
       if (job.name === JOBS.evaluation) return await this.reduceEvaluation(job, parsePayload(EvaluationData, job.name, job.data));
       if (job.name === JOBS.trainStep) return await this.trainStep(job, parsePayload(TrainStepData, job.name, job.data));
@@ -357,6 +367,7 @@ export class QueueWorker {
         await this.flows.close();
         await this.reduceQueue.close();
         await this.pool.close();
+        await this.functions.close();
         this.conn.disconnect();
       })();
     }

@@ -9,11 +9,12 @@ export function registerWorker(program: Command, config: () => Config): void {
     .command('worker')
     .description('a worker process: BullMQ workers feeding piscina threads (shards and reducers)')
     .option('--threads <N>', 'worker threads (default: NUMGRAD_THREADS, else all cores)')
-    .option('--concurrency <N>', 'shard jobs in flight (default: 2 × threads)')
+    .option('--concurrency <N>', 'shard jobs in flight, and function evaluations in flight (default: 2 × threads)')
+    .option('--functions <dir>', 'folder of function modules to register (default: NUMGRAD_FUNCTIONS, else the built-ins only)')
     .option('--no-reducer', 'do not consume the reduce queue')
     .option('--lock-duration <ms>', 'BullMQ lock duration', '30000')
     .option('--stalled-interval <ms>', 'BullMQ stalled-job check interval', '30000')
-    .action(async (flags: { threads?: string; concurrency?: string; reducer: boolean; lockDuration: string; stalledInterval: string }) => {
+    .action(async (flags: { threads?: string; concurrency?: string; functions?: string; reducer: boolean; lockDuration: string; stalledInterval: string }) => {
       const cfg = config();
       const threads = flags.threads === undefined ? cfg.threads : intOption('numgrad worker', '--threads', flags.threads, 1, 256);
       const [{ createLogger }, { QueueWorker }] = await Promise.all([import('../../io/logger.js'), import('../../workers/queue-worker.js')]);
@@ -25,6 +26,7 @@ export function registerWorker(program: Command, config: () => Config): void {
         prefix: cfg.prefix,
         threads,
         mnistDir: cfg.mnistDir,
+        functionsDir: flags.functions ?? cfg.functionsDir,
         logger,
         reducer: flags.reducer,
         concurrency: flags.concurrency === undefined ? undefined : intOption('numgrad worker', '--concurrency', flags.concurrency, 1, 1024),
