@@ -16,6 +16,17 @@ export interface BatchResult {
   readonly scalar: boolean;
 }
 
+/**
+ * Promise.all that, when one fails, still waits for the others to settle before it rejects with
+ * the first failure: no task is left running on a pool that its caller may close next.
+ */
+export async function allSettledFirst<T>(ps: Promise<T>[]): Promise<T[]> {
+  const rs = await Promise.allSettled(ps);
+  const bad = rs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (bad !== undefined) throw bad.reason;
+  return rs.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
 /** Keeps the first shape seen and refuses any other, naming where it changed. */
 export class ShapeCheck {
   m = -1;
@@ -39,10 +50,12 @@ export function placeJacobian(out: Float64Array, p: number, rows: Float64Array, 
 
 export async function diffBatch(pool: FunctionPool, call: FnCall, X: Float64Array, k: number, n: number, spec: DiffSpec, onDone: (done: number, total: number) => void = () => undefined): Promise<BatchResult> {
   const shape = new ShapeCheck(call.fn);
-  const chunks = Math.min(n, pool.threads * 16);
+  // Enough chunks for the threads to share the work evenly, each with enough evaluations to keep
+  // its thread's in-flight slots busy (async functions).
+  const chunks = Math.max(1, Math.min(n, pool.threads * 16, Math.floor((2 * n) / pool.inflight)));
   const total = k * chunks;
   let done = 0;
-  const perPoint = await Promise.all(
+  const perPoint = await allSettledFirst(
     Array.from({ length: k }, async (_v, p) => {
       const plan = planDiff(X.slice(p * n, (p + 1) * n), spec);
       let f0: FnValues | undefined;
@@ -50,7 +63,7 @@ export async function diffBatch(pool: FunctionPool, call: FnCall, X: Float64Arra
         f0 = await pool.evaluate(call, n, plan.x0, Int32Array.of(0), Int32Array.of(-1), Float64Array.of(0), Int32Array.of(p));
         shape.take(f0, `at point ${p}`);
       }
-      const parts = await Promise.all(
+      const parts = await allSettledFirst(
         splitEven(n, chunks).map(async (r) => {
           const v = await pool.diffRange(call, plan, p, r.start, r.end, f0);
           shape.take(v, `at point ${p}, coordinate ${r.start}`);
@@ -72,9 +85,9 @@ export async function diffBatch(pool: FunctionPool, call: FnCall, X: Float64Arra
 
 export async function mapBatch(pool: FunctionPool, call: FnCall, X: Float64Array, k: number, n: number, onDone: (done: number, total: number) => void = () => undefined): Promise<BatchResult> {
   const shape = new ShapeCheck(call.fn);
-  const ranges = splitEven(k, Math.min(k, pool.threads * 16));
+  const ranges = splitEven(k, Math.max(1, Math.min(k, pool.threads * 16, Math.floor(k / pool.inflight))));
   let done = 0;
-  const parts = await Promise.all(
+  const parts = await allSettledFirst(
     ranges.map(async (r) => {
       const E = r.end - r.start;
       const row = Int32Array.from({ length: E }, (_v, e) => e);
