@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { FlowProducer, type FlowJob, Job, Queue, QueueEvents } from 'bullmq';
 import {
-  FN_JOBS, type FnDiffShardData, type FnMapShardData, type FnReduceData, FnResult, MAX_FN_DIM, QUEUES, parsePayload,
+  DEFAULT_FN_TIMEOUT_MS, FN_JOBS, type FnDiffShardData, type FnMapShardData, type FnReduceData, FnResult, MAX_FN_DIM, QUEUES, parsePayload,
 } from '../core/contract.js';
 import { NumgradError } from '../core/errors.js';
 import type { DiffSpec } from '../core/numdiff.js';
@@ -23,8 +23,8 @@ export interface FunctionClientOptions {
 export interface FnSubmission {
   readonly fn: string;
   readonly args?: Record<string, unknown>;
-  /** Per-evaluation timeout (ms). */
-  readonly timeoutMs: number;
+  /** Per-evaluation timeout (ms); default 60 s. */
+  readonly timeoutMs?: number;
 }
 
 const SHARD = { ...SHARD_OPTS, attempts: 1 };
@@ -64,7 +64,7 @@ export class FunctionClient {
         const data: FnDiffShardData = {
           v: 1, fn: s.fn, ...(s.args ? { args: s.args } : {}), method: spec.method,
           ...(spec.h !== undefined ? { h: spec.h } : {}), ...(spec.relStep !== undefined ? { relStep: spec.relStep } : {}), ...(spec.absStep !== undefined ? { absStep: spec.absStep } : {}),
-          ...bounds, point: p, n, x, start: r.start, end: r.end, timeoutMs: s.timeoutMs,
+          ...bounds, point: p, n, x, start: r.start, end: r.end, timeoutMs: s.timeoutMs ?? DEFAULT_FN_TIMEOUT_MS,
         };
         children.push({ name: FN_JOBS.diffShard, queueName: QUEUES.shards, data, opts: { ...SHARD, jobId: jobId(id, 'p', p, 's', j) } });
       });
@@ -77,7 +77,7 @@ export class FunctionClient {
     // At least `shards` shards, and small enough that a shard's points fit a job (≤ MAX_FN_DIM values).
     const count = Math.min(k, Math.max(shards, Math.ceil((k * n) / MAX_FN_DIM)));
     const children: FlowJob[] = splitEven(k, count).map((r, j) => {
-      const data: FnMapShardData = { v: 1, fn: s.fn, ...(s.args ? { args: s.args } : {}), n, k, x: f64ToBase64(X.subarray(r.start * n, r.end * n)), start: r.start, end: r.end, timeoutMs: s.timeoutMs };
+      const data: FnMapShardData = { v: 1, fn: s.fn, ...(s.args ? { args: s.args } : {}), n, k, x: f64ToBase64(X.subarray(r.start * n, r.end * n)), start: r.start, end: r.end, timeoutMs: s.timeoutMs ?? DEFAULT_FN_TIMEOUT_MS };
       return { name: FN_JOBS.mapShard, queueName: QUEUES.shards, data, opts: { ...SHARD, jobId: jobId(id, 's', j) } };
     });
     return this.submit(FN_JOBS.map, id, { v: 1, fn: s.fn, k, n, resultTtl: 3600 }, children, onProgress);
