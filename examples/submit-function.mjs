@@ -44,7 +44,8 @@ points.forEach((x, p) => {
 });
 
 const conn = new Redis(url, { maxRetriesPerRequest: null });
-const events = new QueueEvents('reduce', { connection: conn.duplicate(), prefix });
+const eventsConn = conn.duplicate();
+const events = new QueueEvents('reduce', { connection: eventsConn, prefix });
 await events.waitUntilReady();
 const done = new Promise((resolve, reject) => {
   events.on('completed', ({ jobId, returnvalue }) => jobId === id && resolve(typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue));
@@ -73,5 +74,6 @@ try {
 } finally {
   await flows.close();
   await events.close();
+  eventsConn.disconnect();
   conn.disconnect();
 }
