@@ -19,6 +19,15 @@ export function registerWorker(program: Command, config: () => Config): void {
       const threads = flags.threads === undefined ? cfg.threads : intOption('numgrad worker', '--threads', flags.threads, 1, 256);
       const [{ createLogger }, { QueueWorker }] = await Promise.all([import('../../io/logger.js'), import('../../workers/queue-worker.js')]);
       const logger = createLogger(cfg.logLevel, 'numgrad-worker');
+      const functionsDir = flags.functions ?? cfg.functionsDir;
+      if (functionsDir !== undefined) {
+        // A folder that does not load is refused now, not on the first job that names a function.
+        const { loadRegistry } = await import('../../workers/function-registry.js');
+        const reg = await loadRegistry(functionsDir, () => {
+          throw new NumgradError('mnist-loss is not evaluated here');
+        });
+        logger.info({ functions: [...reg.keys()].sort() }, 'functions registered');
+      }
       let onFatal: (message: string) => void = () => undefined;
       const fatal = new Promise<string>((resolve) => (onFatal = resolve));
       const worker = new QueueWorker({
@@ -26,7 +35,7 @@ export function registerWorker(program: Command, config: () => Config): void {
         prefix: cfg.prefix,
         threads,
         mnistDir: cfg.mnistDir,
-        functionsDir: flags.functions ?? cfg.functionsDir,
+        functionsDir,
         logger,
         reducer: flags.reducer,
         concurrency: flags.concurrency === undefined ? undefined : intOption('numgrad worker', '--concurrency', flags.concurrency, 1, 1024),
