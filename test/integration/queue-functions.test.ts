@@ -67,7 +67,7 @@ describe('registered functions through the queue', () => {
     const r = await cli([...args, '--shards', '3', '--out', out]);
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(out).equals(local.diff)).toBe(true);
-  });
+  }, 240_000); // three CLI runs and a worker start: slow on a loaded 2-core machine
 
   it('map: the same bytes as the local backend', async () => {
     const out = join(dir, 'queue-map.npy');
@@ -107,7 +107,7 @@ describe('registered functions through the queue', () => {
     const ok = await cli(['diff', '--function', 'function_2', '--x', P, '--backend', 'queue', '--json']);
     expect(ok.code, ok.stderr).toBe(0);
     expect(workers.every((w) => w.child.exitCode === null)).toBe(true);
-  });
+  }, 180_000);
 
   it("examples/submit-function.mjs (plain BullMQ) gets the notebook's gradient of function_2 at (3, 4) and a Jacobian", () => {
     const env = { ...process.env, REDIS_URL: url, NUMGRAD_PREFIX: prefix };
