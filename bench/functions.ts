@@ -16,6 +16,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -48,6 +49,7 @@ const time = async (f: () => unknown): Promise<number> => {
 };
 
 export interface FunctionsReport {
+  load: number[];
   cpu: { evalMs: number; serial: number[]; local: number[]; queue: number[]; independent: number[]; scipy?: { one: number[]; two: number[]; evalMs: number } };
   io: { serialPerEval: number; queue: number[]; evaluations: number };
   rosen: { serial: number[]; local: number[]; queue: number[]; scipy?: { one: number[]; two: number[] } };
@@ -105,6 +107,8 @@ export async function benchFunctions(opts: { rounds: number; redisUrl: string },
     for (let b = 0; b < 5; b++) best = Math.min(best, (await time(() => { for (let k = 0; k < 10; k++) burnF(x, { iters }); })) / 10);
     return best;
   };
+  // Warm up first, so the calibration measures the optimized function the rows will run.
+  for (let k = 0; k < 300; k++) burnF(x, { iters: 20_000 });
   let iters = 20_000;
   for (let c = 0; c < 4; c++) iters = Math.max(1000, Math.round((iters * 1e-3) / (await perEval(iters))));
   const evalMs = (await perEval(iters)) * 1000;
@@ -117,7 +121,7 @@ export async function benchFunctions(opts: { rounds: number; redisUrl: string },
   const stub = createServer((_req, res) => void setTimeout(() => res.end('1'), 20)).listen(0, '127.0.0.1');
   await new Promise((r) => stub.once('listening', r));
   const port = (stub.address() as AddressInfo).port;
-  const rep: FunctionsReport = { cpu: { evalMs, serial: [], local: [], queue: [], independent: [] }, io: { serialPerEval: NaN, queue: [], evaluations: 1000 }, rosen: { serial: [], local: [], queue: [] } };
+  const rep: FunctionsReport = { load: [loadavg()[0]], cpu: { evalMs, serial: [], local: [], queue: [], independent: [] }, io: { serialPerEval: NaN, queue: [], evaluations: 1000 }, rosen: { serial: [], local: [], queue: [] } };
   try {
     const call = { fn: 'burn', args: { iters } };
     await diffBatch(pool, call, x.subarray(0, 10), 1, 10, { method: 'central' });
@@ -149,6 +153,7 @@ export async function benchFunctions(opts: { rounds: number; redisUrl: string },
     }
     const sr = scipy(['rosen', '2000', String(opts.rounds)]);
     if (sr) rep.rosen.scipy = { one: sr.one, two: sr.two };
+    rep.load.push(loadavg()[0]);
   } finally {
     stub.close();
     await Promise.all([cpuClient.close(), ioClient.close(), pool.close()]);
@@ -169,6 +174,7 @@ export function functionLines(r: FunctionsReport): string[] {
   const local = med(c.local) / serial;
   const queue = med(c.queue) / serial;
   const L = ['## Registered functions (issue 15)', ''];
+  L.push(`Measured with a 1-minute load average of ${r.load.map((v) => v.toFixed(1)).join(' → ')} on this ${cpus().length}-core machine (other sessions' work included); every ratio is between rows of this same run.`, '');
   L.push(`CPU-bound: \`burn\` (bench/functions/burn.mjs) at ${c.evalMs.toFixed(2)} ms per evaluation, n = 1,000, central differences (2,000 evaluations); medians of ${c.serial.length} rounds, each round running every row once, one after another:`, '');
   L.push('| | median | runs | / serial |', '|---|---:|---|---:|');
   L.push(`| the notebook's loop in JS, 1 thread | ${s(serial)} | ${list(c.serial)} | 1 |`);
