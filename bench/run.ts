@@ -28,6 +28,7 @@ import { intOption } from '../src/producer/options.js';
 import { allThreads, localPoolContender, queueContender, startRedis } from './contenders.js';
 import { type EvalReport, benchEvaluation } from './evaluation.js';
 import { StepBench, stepContenders, stepLines } from './queue-step.js';
+import { type FunctionsReport, benchFunctions, functionLines } from './functions.js';
 import { type ScalingReport, benchPoolScaling, scalingLines } from './pool-scaling.js';
 import { coldGradientContender, coldLines } from './cold-gradient.js';
 import { parseFlags, runIfEntry } from './entry.js';
@@ -544,6 +545,7 @@ export async function main(argv: string[]): Promise<number> {
   let rep: Report;
   let evalRep: EvalReport | undefined;
   let scaling: ScalingReport | undefined;
+  let fns: FunctionsReport | undefined;
   try {
     rep = await runBench({
       ...opts,
@@ -551,6 +553,10 @@ export async function main(argv: string[]): Promise<number> {
         if (threads > 1) {
           console.log(`local pool, ${threads} threads vs 1 thread: alternating runs in ${quick ? 3 : 5} windows…`);
           scaling = await benchPoolScaling({ windows: quick ? 3 : 5, pairs: quick ? 5 : 11, threads, seed: ctx.seed }, (l) => console.log(l));
+        }
+        if (redisUrl !== undefined) {
+          console.log('registered functions (issue 15): CPU-bound, I/O-bound and Rosenbrock beside SciPy…');
+          fns = await benchFunctions({ rounds: quick ? 2 : 3, redisUrl }, (l) => console.log(l));
         }
         if (!existsSync(REFERENCE_PY)) return;
         const env = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
@@ -562,11 +568,13 @@ export async function main(argv: string[]): Promise<number> {
     redis?.stop();
   }
   const stepMd = step !== undefined && step.windows.length > 1 ? stepLines(step.report()) : [];
+  const fnText = fns === undefined ? '' : `${functionLines(fns).join('\n')}\n`;
   console.log([...summaryLines(rep, evalRep, redis !== undefined, scaling), ...stepMd].join('\n'));
+  console.log(fnText);
   if (f.write) {
     const path = join(REPO_ROOT, 'docs/BENCHMARKS.md');
     mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, `${renderMarkdown(rep)}\n${[...summaryLines(rep, evalRep, redis !== undefined, scaling), ...stepMd].join('\n')}\n`);
+    writeFileSync(path, `${renderMarkdown(rep)}\n${[...summaryLines(rep, evalRep, redis !== undefined, scaling), ...stepMd].join('\n')}\n${fnText}`);
     console.log(`wrote ${relative(process.cwd(), path) || path}`);
   }
   return rep.ok ? 0 : 1;

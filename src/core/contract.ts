@@ -13,6 +13,9 @@ import { CLASSES, INPUTS, paramCount } from './layout.js';
 
 export const CONTRACT_VERSION = 1;
 
+/** Registered functions' jobs (fn-diff, fn-map and their shards): schemas in contract-functions.ts. */
+export * from './contract-functions.js';
+
 /** Queue names (under the BullMQ prefix). */
 export const QUEUES = {
   /** Shard jobs (children): finite-difference and cross-entropy shards. */

@@ -53,3 +53,12 @@ function describe(v: unknown): string {
   if (ArrayBuffer.isView(v)) return `${v.constructor.name} of length ${(v as unknown as { length: number }).length}`;
   return typeof v;
 }
+
+/**
+ * A registered function failed one of its evaluations (threw, returned NaN/Inf or a result of the
+ * wrong shape, timed out, crashed or hung its thread). The message names the function, the point
+ * and the coordinate; retrying the same evaluation cannot help.
+ */
+export class FunctionError extends NumgradError {
+  override name = 'FunctionError';
+}

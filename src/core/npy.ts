@@ -114,13 +114,13 @@ export function parseIndexVector(bytes: Uint8Array, source: string): Int32Array 
 export function encodeNpy(data: Float64Array | Int32Array, shape: number[] = [data.length]): Uint8Array {
   const isFloat = data instanceof Float64Array;
   if (!isFloat && !(data instanceof Int32Array)) throw new ValidationError('encodeNpy', 'data', 'a Float64Array or Int32Array', data);
-  if (shape.length < 1 || shape.length > 2 || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-    throw new ValidationError('encodeNpy', 'shape', '1 or 2 non-negative integers', `[${shape.join(', ')}]`);
+  if (shape.length < 1 || shape.length > 3 || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw new ValidationError('encodeNpy', 'shape', '1 to 3 non-negative integers', `[${shape.join(', ')}]`);
   }
   const count = shape.reduce((a, b) => a * b, 1);
   if (count !== data.length) throw new ValidationError('encodeNpy', 'shape', `dimensions whose product is data.length ${data.length}`, `[${shape.join(', ')}]`);
 
-  const shapeRepr = shape.length === 1 ? `(${shape[0]},)` : `(${shape[0]}, ${shape[1]})`;
+  const shapeRepr = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   let header = `{'descr': '${isFloat ? '<f8' : '<i4'}', 'fortran_order': False, 'shape': ${shapeRepr}, }`;
   header += ' '.repeat(21 - String(shape[0]).length);
   const hlen = header.length + 1; // + the final newline

@@ -24,6 +24,8 @@ export interface Config {
   readonly mnistDir: string | undefined;
   /** Worker threads per process. --threads, NUMGRAD_THREADS; default: available parallelism. */
   readonly threads: number;
+  /** Folder of function modules a worker registers. --functions, NUMGRAD_FUNCTIONS; default: built-ins only. */
+  readonly functionsDir?: string;
   /** Dashboard credentials (DASHBOARD_TOKEN; DASHBOARD_USER with DASHBOARD_PASSWORD); never logged. */
   readonly dashboardAuth?: DashboardCredentials;
 }
@@ -41,6 +43,7 @@ export const ENV = {
   logLevel: 'LOG_LEVEL',
   mnistDir: 'MNIST_DIR',
   threads: 'NUMGRAD_THREADS',
+  functionsDir: 'NUMGRAD_FUNCTIONS',
   dashboardToken: 'DASHBOARD_TOKEN',
   dashboardUser: 'DASHBOARD_USER',
   dashboardPassword: 'DASHBOARD_PASSWORD',
@@ -88,7 +91,7 @@ export function buildConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pr
   if ((dashboardAuth.user === undefined) !== (dashboardAuth.password === undefined)) {
     throw new ValidationError(op, `${ENV.dashboardUser} / ${ENV.dashboardPassword}`, 'both set or both unset', dashboardAuth.user === undefined ? `only ${ENV.dashboardPassword} set` : `only ${ENV.dashboardUser} set`);
   }
-  return { redisUrl, redisUrlGiven: rawUrl !== undefined, prefix, logLevel, mnistDir: flags.mnistDir ?? (env[ENV.mnistDir] || undefined), threads, dashboardAuth };
+  return { redisUrl, redisUrlGiven: rawUrl !== undefined, prefix, logLevel, mnistDir: flags.mnistDir ?? (env[ENV.mnistDir] || undefined), threads, functionsDir: env[ENV.functionsDir] || undefined, dashboardAuth };
 }
 
 /** The URL with any password or user replaced by `***`: the only form that may reach a log or an error. */

@@ -44,7 +44,7 @@ export async function resolveBackend(choice: BackendChoice, cfg: Config, out: Ou
     const online = await client.workersOnline();
     if (online === 0 && (choice === 'auto' || opts.inProcessWorker)) {
       const [queueWorker, { createLogger }] = await Promise.all([import('../workers/queue-worker.js'), import('../io/logger.js')]);
-      worker = new queueWorker.QueueWorker({ redisUrl: cfg.redisUrl, prefix: cfg.prefix, threads: cfg.threads, mnistDir: cfg.mnistDir, logger: createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 'numgrad-worker') });
+      worker = new queueWorker.QueueWorker({ redisUrl: cfg.redisUrl, prefix: cfg.prefix, threads: cfg.threads, mnistDir: cfg.mnistDir, functionsDir: cfg.functionsDir, logger: createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 'numgrad-worker') });
       await worker.ready();
       out.error(`backend: queue at ${where} (prefix ${cfg.prefix}); no worker was online, so this process runs one with ${cfg.threads} thread(s)`);
     } else if (online === 0) {

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { NumgradError } from '../core/errors.js';
 import { registerEvaluate } from './commands/evaluate.js';
+import { registerFunctions } from './commands/functions.js';
 import { registerGradient } from './commands/gradient.js';
 import { registerTrain, runTraining } from './commands/train.js';
 import { registerRuns } from './commands/runs.js';
@@ -46,6 +47,7 @@ export function buildProgram(out: Output = stdio, env: NodeJS.ProcessEnv = proce
       out.line(`plots: ${files.join(', ')}`);
     });
   registerGradient(program, out, config);
+  registerFunctions(program, out, config);
   registerEvaluate(program, out, config);
   registerTrain(program, out, config);
   registerRuns(program, out, config);

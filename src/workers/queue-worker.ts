@@ -15,6 +15,7 @@ import { checkClusterPrefix } from '../io/redis-url.js';
 import { batchIndices, f64ToBase64, paramsVersion } from './codec.js';
 import { assembleChildren, ceOrigin, fdOrigin } from './children.js';
 import { EVAL_SHARD_SAMPLES, EVENTS_STREAMS, evaluationFlow, jobId, seededBatch, trainStepFlow } from './flows.js';
+import { FunctionJobs, isFunctionJob } from './function-jobs.js';
 import { Keys } from './keys.js';
 import { Lru } from './lru.js';
 import { LocalPool } from './pool.js';
@@ -28,10 +29,15 @@ export interface QueueWorkerOptions {
   readonly prefix: string;
   readonly threads: number;
   readonly mnistDir?: string;
+  /** Folder of function modules (--functions, NUMGRAD_FUNCTIONS); built-ins only when absent. */
+  readonly functionsDir?: string;
   readonly logger: Logger;
   /** Also consume the reduce queue (gradients, evaluations, training steps). Default true. */
   readonly reducer?: boolean;
-  /** Shard jobs in flight per process. Default 2 × threads, so every thread has the next one queued. */
+  /**
+   * Shard jobs in flight per process. Default 2 × threads, so every thread has the next one queued.
+   * Also the bound on function evaluations in flight per process (async functions overlap).
+   */
   readonly concurrency?: number;
   /** BullMQ lock duration and stalled-check interval (ms); shortened in fault tests. */
   readonly lockDuration?: number;
@@ -58,6 +64,7 @@ export class QueueWorker implements Drainable {
   private readonly flows: FlowProducer;
   private readonly reduceQueue: Queue;
   private readonly workers: Worker[] = [];
+  private readonly functions: FunctionJobs;
   private readonly paramsCache = new Lru<{ params: Float64Array; shared: SharedArrayBuffer }>(6);
   private closing: Promise<void> | undefined;
   /** Jobs whose processor runs here now, with their lock tokens (a shutdown hands them back). */
@@ -72,6 +79,7 @@ export class QueueWorker implements Drainable {
     this.conn = connect(opts.redisUrl, 'worker', (attempt, delay) => opts.logger.warn({ attempt, delayMs: delay }, 'Redis unreachable; retrying'));
     this.store = new Store(this.conn, new Keys(opts.prefix));
     this.runState = new RunState(this.conn, new Keys(opts.prefix));
+    this.functions = new FunctionJobs({ threads: opts.threads, functionsDir: opts.functionsDir, mnistDir: opts.mnistDir, concurrency: opts.concurrency ?? 2 * opts.threads }, this.store);
     this.flows = new FlowProducer({ connection: this.conn, prefix: opts.prefix });
     this.reduceQueue = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
     // Without a listener BullMQ prints each 'error' event with console.error: a stack that, for an
@@ -159,8 +167,9 @@ export class QueueWorker implements Drainable {
     await Promise.all(this.workers.map((w) => w.waitUntilReady()));
   }
 
-  private async onShard(job: Job): Promise<FdShardResult | CeShardResult> {
+  private async onShard(job: Job): Promise<unknown> {
     try {
+      if (isFunctionJob(job.name)) return await this.functions.shard(job);
       if (job.name === JOBS.fdShard) return await this.fdShard(parsePayload(FdShardData, job.name, job.data));
       if (job.name === JOBS.ceShard) return await this.ceShard(parsePayload(CeShardData, job.name, job.data));
       throw new ValidationError('shard', 'job name', `"${JOBS.fdShard}" or "${JOBS.ceShard}"`, job.name);
@@ -209,6 +218,7 @@ export class QueueWorker implements Drainable {
 
   private async onReduce(job: Job): Promise<unknown> {
     try {
+      if (isFunctionJob(job.name)) return await this.functions.reduce(job);
       const child = await failedChild(job);
       if (child !== undefined) throw child;
       if (job.name === JOBS.gradient) return await this.reduceGradient(job, parsePayload(GradientData, job.name, job.data));
@@ -351,6 +361,7 @@ export class QueueWorker implements Drainable {
         await this.flows.close();
         await this.reduceQueue.close();
         await this.pool.close();
+        await this.functions.close();
         this.conn.disconnect();
       })();
     }

@@ -88,7 +88,7 @@ describe('encodeNpy / parseNpy round trip', () => {
   it('rejects bad shapes and data types when encoding', () => {
     expect(() => encodeNpy(new Float64Array(6), [4, 2])).toThrow(ValidationError);
     expect(() => encodeNpy(new Float64Array(6), [4, 2])).toThrow(/encodeNpy: shape must be dimensions whose product is data\.length 6/);
-    expect(() => encodeNpy(new Float64Array(8), [2, 2, 2])).toThrow(/shape must be 1 or 2 non-negative integers/);
+    expect(() => encodeNpy(new Float64Array(8), [2, 2, 2, 1])).toThrow(/shape must be 1 to 3 non-negative integers/);
     expect(() => encodeNpy(new Float32Array(2) as unknown as Float64Array)).toThrow(/data must be a Float64Array or Int32Array/);
   });
 });
@@ -279,5 +279,15 @@ print(json.dumps(r))
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("writes k Jacobians (k × m × n) with numpy's header for a 3-D array", () => {
+    const file = encodeNpy(new Float64Array(12), [2, 3, 2]);
+    // numpy.save(np.zeros((2, 3, 2))): the same header, 128 bytes with its padding.
+    const header = new TextDecoder().decode(file.subarray(10, 10 + (file[8] | (file[9] << 8))));
+    expect(header.trimEnd()).toBe("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3, 2), }");
+    expect(header.length).toBe(118);
+    expect(header.endsWith(' \n')).toBe(true);
+    expect(file.length).toBe(128 + 96);
   });
 });

@@ -9,17 +9,27 @@ export function registerWorker(program: Command, config: () => Config): void {
     .command('worker')
     .description('a worker process: BullMQ workers feeding piscina threads (shards and reducers)')
     .option('--threads <N>', 'worker threads (default: NUMGRAD_THREADS, else all cores)')
-    .option('--concurrency <N>', 'shard jobs in flight (default: 2 × threads)')
+    .option('--concurrency <N>', 'shard jobs in flight, and function evaluations in flight (default: 2 × threads)')
+    .option('--functions <dir>', 'folder of function modules to register (default: NUMGRAD_FUNCTIONS, else the built-ins only)')
     .option('--no-reducer', 'do not consume the reduce queue')
     .option('--lock-duration <ms>', 'BullMQ lock duration', '30000')
     .option('--stalled-interval <ms>', 'BullMQ stalled-job check interval', '30000')
     .option('--grace <seconds>', 'on SIGTERM/SIGINT, how long active jobs may finish before they are handed back to the queue', '30')
-    .action(async (flags: { threads?: string; concurrency?: string; reducer: boolean; lockDuration: string; stalledInterval: string; grace: string }) => {
+    .action(async (flags: { threads?: string; concurrency?: string; functions?: string; reducer: boolean; lockDuration: string; stalledInterval: string; grace: string }) => {
       const cfg = config();
       const grace = Number(flags.grace.trim()) === 0 && flags.grace.trim() !== '' ? 0 : floatOption('numgrad worker', '--grace', flags.grace, { gt: 0, max: 86_400 });
       const threads = flags.threads === undefined ? cfg.threads : intOption('numgrad worker', '--threads', flags.threads, 1, 256);
       const [{ createLogger }, { QueueWorker }] = await Promise.all([import('../../io/logger.js'), import('../../workers/queue-worker.js')]);
       const logger = createLogger(cfg.logLevel, 'numgrad-worker');
+      const functionsDir = flags.functions ?? cfg.functionsDir;
+      if (functionsDir !== undefined) {
+        // A folder that does not load is refused now, not on the first job that names a function.
+        const { loadRegistry } = await import('../../workers/function-registry.js');
+        const reg = await loadRegistry(functionsDir, () => {
+          throw new NumgradError('mnist-loss is not evaluated here');
+        });
+        logger.info({ functions: [...reg.keys()].sort() }, 'functions registered');
+      }
       let onFatal: (message: string) => void = () => undefined;
       const fatal = new Promise<string>((resolve) => (onFatal = resolve));
       const worker = new QueueWorker({
@@ -27,6 +37,7 @@ export function registerWorker(program: Command, config: () => Config): void {
         prefix: cfg.prefix,
         threads,
         mnistDir: cfg.mnistDir,
+        functionsDir,
         logger,
         reducer: flags.reducer,
         concurrency: flags.concurrency === undefined ? undefined : intOption('numgrad worker', '--concurrency', flags.concurrency, 1, 1024),

@@ -1,0 +1,180 @@
+/**
+ * `numgrad diff` and `numgrad map`: derivatives (or values) of a registered function at one point
+ * or k points of a .npy file, on local threads or through the queue.
+ */
+import type { Command } from 'commander';
+import { DEFAULT_FN_TIMEOUT_MS, FnArgs, MAX_FN_DIM, MAX_FN_POINTS, MAX_FN_TIMEOUT_MS, parsePayload } from '../../core/contract.js';
+import { ValidationError } from '../../core/errors.js';
+import { DIFF_METHODS, type DiffSpec, planDiff } from '../../core/numdiff.js';
+import type { Config } from '../../io/config.js';
+import { readNpyFile, writeNpyFile } from '../../io/npy-file.js';
+import { diffBatch, mapBatch, type BatchResult } from '../../workers/function-batch.js';
+import { FunctionPool } from '../../workers/function-pool.js';
+import { resolveBackend } from '../backend.js';
+import { choiceOption, floatOption, intOption } from '../options.js';
+import type { Output } from '../output.js';
+import { Progress } from '../progress.js';
+
+interface FnFlags {
+  function: string;
+  x: string;
+  args?: string;
+  out?: string;
+  backend: string;
+  threads?: string;
+  concurrency?: string;
+  timeout: string;
+  shards: string;
+  functions?: string;
+  json?: boolean;
+  method?: string;
+  h?: string;
+  relStep?: string;
+  absStep?: string;
+  lower?: string;
+  upper?: string;
+}
+
+/** The points of --x: one point (n) or k points (k × n). */
+function readPoints(op: string, path: string): { X: Float64Array; k: number; n: number; batched: boolean } {
+  const a = readNpyFile(path);
+  if (a.dtype !== 'float64') throw new ValidationError(op, '--x', 'a float64 .npy', a.dtype);
+  if (a.shape.length !== 1 && a.shape.length !== 2) throw new ValidationError(op, '--x', 'one point (n) or k points (k × n)', `shape (${a.shape.join(', ')})`);
+  const [k, n] = a.shape.length === 1 ? [1, a.shape[0]] : a.shape;
+  if (n < 1 || n > MAX_FN_DIM) throw new ValidationError(op, '--x', `points of 1..${MAX_FN_DIM} coordinates`, n);
+  if (k < 1 || k > MAX_FN_POINTS) throw new ValidationError(op, '--x', `1..${MAX_FN_POINTS} points`, k);
+  return { X: a.data, k, n, batched: a.shape.length === 2 };
+}
+
+/** A bound: a number for every coordinate, or a .npy of n values. */
+function readBound(op: string, name: string, raw: string | undefined, n: number): Float64Array | undefined {
+  if (raw === undefined) return undefined;
+  const v = Number(raw);
+  if (raw.trim() !== '' && !Number.isNaN(v)) return new Float64Array(n).fill(v);
+  const a = readNpyFile(raw);
+  if (a.dtype !== 'float64' || a.data.length !== n) throw new ValidationError(op, name, `a number or a float64 .npy of ${n} values`, raw);
+  return a.data as Float64Array;
+}
+
+function parseArgs(op: string, raw: string | undefined): Record<string, unknown> | undefined {
+  if (raw === undefined) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    throw new ValidationError(op, '--args', 'a JSON object', raw);
+  }
+  try {
+    return parsePayload(FnArgs, op, v);
+  } catch (err) {
+    if (err instanceof ValidationError) throw new ValidationError(op, '--args', err.expected, err.got ?? raw);
+    throw err;
+  }
+}
+
+function common(cmd: Command): Command {
+  return cmd
+    .requiredOption('--function <name>', 'a registered function: function_1, function_2, rosenbrock, mnist-loss, or one of --functions')
+    .requiredOption('--x <file>', 'the point (.npy, float64, n) or k points (k × n)')
+    .option('--args <json>', 'a small JSON object passed to the function as its second argument')
+    .option('--out <file>', 'write the result as a float64 .npy')
+    .option('--backend <b>', 'auto (queue when Redis answers, else local), local (worker threads), queue (BullMQ workers)', 'auto')
+    .option('--threads <N>', 'threads of the local backend or of an in-process worker (default: all cores)')
+    .option('--concurrency <N>', 'evaluations in flight on the local backend (async functions; default: threads)')
+    .option('--timeout <ms>', 'per-evaluation timeout', String(DEFAULT_FN_TIMEOUT_MS))
+    .option('--shards <N>', 'through the queue: shards per point (diff) or in all (map)', '4')
+    .option('--functions <dir>', 'folder of function modules for the local backend (default: NUMGRAD_FUNCTIONS)')
+    .option('--json', 'print one JSON object on the last line of stdout');
+}
+
+export function registerFunctions(program: Command, out: Output, config: () => Config): void {
+  common(program.command('diff').description('numerical gradients or Jacobians of a registered function at one or k points'))
+    .option('--method <m>', "central (the notebook's numerical_gradient), 2-point or 3-point (SciPy's approx_derivative)", 'central')
+    .option('--h <h>', 'central: the step (default 1e-4)')
+    .option('--rel-step <r>', "2-point/3-point: SciPy's rel_step")
+    .option('--abs-step <a>', "2-point/3-point: SciPy's abs_step")
+    .option('--lower <b>', '2-point/3-point: lower bound, a number or a .npy of n values')
+    .option('--upper <b>', '2-point/3-point: upper bound, a number or a .npy of n values')
+    .action((flags: FnFlags) => run('diff', flags, out, config));
+  common(program.command('map').description('the values of a registered function at k points (sharded over points)')).action((flags: FnFlags) => run('map', flags, out, config));
+}
+
+async function run(kind: 'diff' | 'map', flags: FnFlags, out: Output, config: () => Config): Promise<void> {
+  const op = `numgrad ${kind}`;
+  const choice = choiceOption(op, '--backend', flags.backend, ['auto', 'local', 'queue'] as const);
+  const threads = flags.threads === undefined ? undefined : intOption(op, '--threads', flags.threads, 1, 256);
+  const concurrency = flags.concurrency === undefined ? undefined : intOption(op, '--concurrency', flags.concurrency, 1, 4096);
+  const timeoutMs = intOption(op, '--timeout', flags.timeout, 1, MAX_FN_TIMEOUT_MS);
+  const shards = intOption(op, '--shards', flags.shards, 1, 4096);
+  const { X, k, n, batched } = readPoints(op, flags.x);
+  const args = parseArgs(op, flags.args);
+  const call = { fn: flags.function, args, timeoutMs };
+  let spec: DiffSpec = { method: 'central' };
+  if (kind === 'diff') {
+    spec = {
+      method: choiceOption(op, '--method', flags.method, DIFF_METHODS),
+      ...(flags.h !== undefined ? { h: floatOption(op, '--h', flags.h, { gt: 0, max: 1 }) } : {}),
+      ...(flags.relStep !== undefined ? { relStep: floatOption(op, '--rel-step', flags.relStep) } : {}),
+      ...(flags.absStep !== undefined ? { absStep: floatOption(op, '--abs-step', flags.absStep) } : {}),
+      lower: readBound(op, '--lower', flags.lower, n),
+      upper: readBound(op, '--upper', flags.upper, n),
+    };
+    // Every point is checked here, before anything is submitted (steps, bounds, finite values).
+    for (let p = 0; p < k; p++) {
+      try {
+        planDiff(X.subarray(p * n, (p + 1) * n), spec);
+      } catch (err) {
+        if (err instanceof ValidationError) throw new ValidationError(op, err.field.startsWith('x[') ? `--x (point ${p}) ${err.field}` : `--${err.field}`, err.expected, err.got);
+        throw err;
+      }
+    }
+  }
+  const cfg = config();
+  const functionsDir = flags.functions ?? cfg.functionsDir;
+  const t0 = performance.now();
+  let bar: Progress | undefined;
+  const progress = (done: number, total: number): void => {
+    // A bar only for long jobs: from the first second on.
+    if (bar === undefined && performance.now() - t0 > 1_000 && done < total) bar = new Progress(total);
+    bar?.update(done, kind === 'diff' ? 'shards' : 'point shards');
+  };
+  let r: BatchResult;
+  let where: string;
+  const backend = await resolveBackend(choice, { ...cfg, functionsDir, ...(threads !== undefined ? { threads } : {}) }, out);
+  try {
+    if (backend.kind === 'queue') {
+      const { FunctionClient } = await import('../function-client.js');
+      const client = new FunctionClient({ redisUrl: cfg.redisUrl, prefix: cfg.prefix });
+      try {
+        const s = kind === 'diff' ? await client.diff(call, X, k, n, spec, shards, progress) : await client.map(call, X, k, n, shards, progress);
+        r = { values: s.values, m: s.result.m, scalar: s.result.scalar };
+        where = `queue, ${kind === 'diff' ? `${Math.min(shards, n)} shard(s) per point` : `${shards} shard(s)`}`;
+      } finally {
+        await client.close();
+      }
+    } else {
+      const pool = new FunctionPool({ threads, functionsDir, mnistDir: cfg.mnistDir, concurrency });
+      try {
+        await pool.check(call.fn, op, '--function');
+        r = kind === 'diff' ? await diffBatch(pool, call, X, k, n, spec, progress) : await mapBatch(pool, call, X, k, n, progress);
+        where = `local, ${pool.threads} thread(s), ${pool.inflight} in flight per thread`;
+      } finally {
+        await pool.close();
+      }
+    }
+  } finally {
+    bar?.end();
+    await backend.close();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const inner = kind === 'diff' ? (r.scalar ? [n] : [r.m, n]) : r.scalar ? [] : [r.m];
+  const shape = batched ? [k, ...inner] : inner.length ? inner : [1];
+  out.line(`${kind}: ${flags.function} at ${k} point(s) of ${n} coordinate(s)${kind === 'diff' ? `, ${spec.method}` : ''}, ${where}: ${seconds.toFixed(3)} s, result (${shape.join(', ')})`);
+  if (flags.out !== undefined) {
+    writeNpyFile(flags.out, r.values, shape);
+    out.line(`wrote ${flags.out}`);
+  } else if (r.values.length <= 64) {
+    out.line(JSON.stringify(Array.from(r.values)));
+  }
+  if (flags.json) out.json({ command: kind, function: flags.function, backend: backend.kind, k, n, m: r.m, scalar: r.scalar, shape, seconds, out: flags.out ?? null, ...(r.values.length <= 64 ? { values: Array.from(r.values) } : {}) });
+}
