@@ -30,15 +30,12 @@ export class DashboardMetrics implements ObserverSinks {
   private readonly shardSeconds: Histogram<'job'>;
   private readonly flowSeconds: Histogram<'job'>;
   private readonly shardsTotal: Counter;
+  /** The snapshot of the scrape in progress: one per scrape, however many gauges ask for it, and never an earlier scrape's. */
+  private current: Promise<Snapshot> | undefined;
 
   constructor(source: MetricsSource) {
     const registers = [this.registry];
-    // One snapshot per scrape, however many gauges ask for it.
-    let current: { at: number; p: Promise<Snapshot> } | undefined;
-    const snap = (): Promise<Snapshot> => {
-      if (current === undefined || Date.now() - current.at > 250) current = { at: Date.now(), p: source.snapshot() };
-      return current.p;
-    };
+    const snap = (): Promise<Snapshot> => (this.current ??= source.snapshot());
     new Gauge({
       name: 'numgrad_redis_up',
       help: 'Whether Redis answers (1) or not (0)',
@@ -145,7 +142,8 @@ export class DashboardMetrics implements ObserverSinks {
     this.flowSeconds.observe({ job }, seconds);
   }
 
-  text(): Promise<string> {
+  async text(): Promise<string> {
+    this.current = undefined;
     return this.registry.metrics();
   }
 

@@ -284,7 +284,7 @@ export class QueueWorker implements Drainable {
     let advanced = false;
     if (run.step === t) {
       const { out: g, loss } = await assembleChildren(job, JOBS.trainStep, paramCount(cfg.hidden), fdOrigin(d.params, cfg.hidden, seededBatch(cfg.seed, t, cfg.batch), cfg.h));
-      // θ_t as this process's shards loaded it (or as its reducer computed it), else from Redis.
+      // θ_t as this process's shards loaded it, else from Redis.
       const theta = (await this.paramsCache.peek(d.params)?.catch(() => undefined))?.params ?? (await this.store.getParams(d.params));
       if (theta === null) throw new ValidationError('train-step', 'data.params', 'a params version stored in Redis', d.params);
       // The shards check the snapshot when they load it, but may have loaded it before it changed.
@@ -292,7 +292,6 @@ export class QueueWorker implements Drainable {
       if (bad >= 0) throw new ValidationError('train-step', `data.params[${bad}]`, 'a finite number in the stored snapshot', theta[bad]);
       const nextParams = sgdStep(theta, g, cfg.lr);
       next = paramsVersion(nextParams);
-      this.stepAhead(d, cfg, next, nextParams);
       await this.store.putParams(nextParams, jobId('run', d.run, 'step', t + 1), next);
       if (isEvalStep(cfg, t)) {
         await this.store.hold(next, jobId('run', d.run, 'eval', t, 'train'));
@@ -325,26 +324,6 @@ export class QueueWorker implements Drainable {
     await this.store.release(d.params, holderT);
     if (t + 1 >= cfg.iters) await this.tryFinish(d.run);
     return { step: t, advanced };
-  }
-
-  /**
-   * Keeps θ_{t+1} (this process's shards of step t+1 and of its evaluations need not read it back
-   * from Redis) and, when this process computed the whole of step t, starts step t+1's gradient now:
-   * it runs while the step is written and handed out, and the step's shard jobs that come here take
-   * their ranges from it.
-   */
-  private stepAhead(d: TrainStepData, cfg: RunSummary['config'], next: string, nextParams: Float64Array): void {
-    let snap: ReturnType<typeof snapshot>;
-    try {
-      snap = snapshot(nextParams);
-    } catch {
-      return; // refused when a shard loads it from Redis, with the message that names the value
-    }
-    void this.paramsCache.get(next, async () => snap).catch(() => undefined);
-    const total = paramCount(cfg.hidden);
-    if (d.step + 1 < cfg.iters && this.compute.coveredHere(d.params, seededBatch(cfg.seed, d.step, cfg.batch), cfg.h, total)) {
-      this.compute.ahead(next, nextParams, seededBatch(cfg.seed, d.step + 1, cfg.batch), cfg.h);
-    }
   }
 
   private async tryFinish(id: string): Promise<void> {

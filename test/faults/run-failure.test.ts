@@ -146,7 +146,7 @@ describe('a run that fails is failed at once, visibly, and resumes bit for bit',
       await until('the run failed', async () => (await c.hget(`${prefix}:ng:run:${run}`, 'state')) === 'failed', 2_000, 20);
       const h = await c.hgetall(`${prefix}:ng:run:${run}`);
       expect(Number(h.updatedAt) - t0).toBeLessThanOrEqual(2_000);
-      expect(h.error).toMatch(/^reduce: children? .*39760/);
+      expect(h.error).toMatch(/^train-step: children .*39760/);
     } finally {
       await q.close();
       qconn.disconnect();
