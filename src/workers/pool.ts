@@ -96,6 +96,10 @@ export class LocalPool {
       maxThreads: threads,
       idleTimeout: 60_000,
       workerData,
+      // A small young generation: the threads allocate little, so with the default one they scavenge
+      // rarely, and every SharedArrayBuffer a finished task referenced (plans, workspaces, params)
+      // stays alive in them until they do. Frequent scavenges hand those buffers back.
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
     });
   }
 
