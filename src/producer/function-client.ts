@@ -11,6 +11,7 @@ import { type Connection, connect, sanitize } from '../io/redis.js';
 import { f64ToBase64 } from '../workers/codec.js';
 import { EVENTS_STREAMS, PARENT_OPTS, SHARD_OPTS, jobId } from '../workers/flows.js';
 import { Keys } from '../workers/keys.js';
+import { openReduceEvents } from './reduce-events.js';
 import { Store } from '../workers/store.js';
 
 export interface FunctionClientOptions {
@@ -117,12 +118,9 @@ export class FunctionClient {
 
   private async queueEvents(): Promise<QueueEvents> {
     if (this.events === undefined) {
-      this.eventsConn = connect(this.opts.redisUrl, 'worker');
-      // From the stream's end as it is now: the events of a job added after this cannot be missed.
-      const last = (await this.eventsConn.xrevrange(`${this.opts.prefix}:${QUEUES.reduce}:events`, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
-      this.events = new QueueEvents(QUEUES.reduce, { connection: this.eventsConn, prefix: this.opts.prefix, lastEventId: last });
-      this.events.on('error', () => undefined);
-      await this.events.waitUntilReady();
+      const { events, conn } = await openReduceEvents(this.opts.redisUrl, this.opts.prefix);
+      this.eventsConn = conn;
+      this.events = events;
     }
     return this.events;
   }

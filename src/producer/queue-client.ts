@@ -11,6 +11,7 @@ import { checkClusterPrefix } from '../io/redis-url.js';
 import { i32ToBase64 } from '../workers/codec.js';
 import { DEFAULT_QUEUE_SHARDS, EVENTS_STREAMS, evaluationFlow, gradientFlow, jobId, trainStepFlow } from '../workers/flows.js';
 import { Keys } from '../workers/keys.js';
+import { openReduceEvents } from './reduce-events.js';
 import { RunRetention } from '../workers/retention.js';
 import type { ListedRun } from '../workers/run-record.js';
 import { type RunSummary, Store } from '../workers/store.js';
@@ -93,14 +94,9 @@ export class QueueClient {
 
   private async queueEvents(): Promise<QueueEvents> {
     if (this.events === undefined) {
-      // QueueEvents blocks on XREAD: its own connection, with the workers' retry-forever settings.
-      this.eventsConn = connect(this.opts.redisUrl, 'worker');
-      // Read from the stream's end as it is now, not from wherever it is when the first XREAD goes
-      // out: the events of a job added after this call cannot be missed, however fast it finishes.
-      const last = (await this.eventsConn.xrevrange(`${this.opts.prefix}:${QUEUES.reduce}:events`, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
-      this.events = new QueueEvents(QUEUES.reduce, { connection: this.eventsConn, prefix: this.opts.prefix, lastEventId: last });
-      this.events.on('error', () => undefined);
-      await this.events.waitUntilReady();
+      const { events, conn } = await openReduceEvents(this.opts.redisUrl, this.opts.prefix);
+      this.eventsConn = conn;
+      this.events = events;
     }
     return this.events;
   }
