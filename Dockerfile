@@ -26,7 +26,7 @@ COPY --from=build /app/dist/src ./dist/src
 COPY --from=build /app/src/dashboard/public ./src/dashboard/public
 # `npm link` needs lifecycle scripts; a two-line wrapper puts `numgrad` on PATH instead, and `exec`
 # makes node the process that receives SIGTERM from `docker stop`.
-RUN printf '#!/bin/sh\nexec node /app/dist/src/producer/cli.js "$@"\n' > /usr/local/bin/numgrad \
+RUN printf '#!/bin/sh\nexec node --max-semi-space-size=2 /app/dist/src/producer/cli.js "$@"\n' > /usr/local/bin/numgrad \
  && chmod 755 /usr/local/bin/numgrad \
  && mkdir -p /app/out && chown node:node /app/out
 USER node

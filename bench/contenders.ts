@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { QueueClient } from '../src/producer/queue-client.js';
 import { LocalPool } from '../src/workers/pool.js';
 import type { BenchContext, Contender, RunResult } from './run.js';
+import { NODE_FLAGS } from '../src/producer/node-flags.js';
 
 export const REPO = join(import.meta.dirname ?? '.', '../..');
 const CLI = join(REPO, 'dist/src/producer/cli.js');
@@ -76,7 +77,7 @@ export function queueContender(redisUrl: () => string | undefined, workers: numb
       if (url === undefined) throw new Error('no Redis for the queue rows');
       if (client === undefined) {
         for (let w = 0; w < workers; w++) {
-          children.push(spawn(process.execPath, [CLI, 'worker', '--threads', String(threads)], { env: { ...process.env, REDIS_URL: url, NUMGRAD_PREFIX: prefix, LOG_LEVEL: 'warn' }, stdio: 'ignore' }));
+          children.push(spawn(process.execPath, [...NODE_FLAGS, CLI, 'worker', '--threads', String(threads)], { env: { ...process.env, REDIS_URL: url, NUMGRAD_PREFIX: prefix, LOG_LEVEL: 'warn' }, stdio: 'ignore' }));
         }
         client = new QueueClient({ redisUrl: url, prefix });
         await client.ping();

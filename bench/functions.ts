@@ -33,6 +33,7 @@ import { diffBatch } from '../src/workers/function-batch.js';
 import { FunctionPool } from '../src/workers/function-pool.js';
 import { REPO, startRedis } from './contenders.js';
 import { parseFlags, runIfEntry } from './entry.js';
+import { NODE_FLAGS } from '../src/producer/node-flags.js';
 
 const CLI = join(REPO, 'dist/src/producer/cli.js');
 const DIR = join(REPO, 'bench/functions');
@@ -59,7 +60,7 @@ export interface FunctionsReport {
 async function workers(url: string, prefix: string, count: number, concurrency: number): Promise<{ stop: () => Promise<void> }> {
   const kids: ChildProcess[] = [];
   for (let w = 0; w < count; w++) {
-    kids.push(spawn(process.execPath, [CLI, 'worker', '--threads', '1', '--concurrency', String(concurrency), '--functions', DIR], { env: { ...process.env, REDIS_URL: url, NUMGRAD_PREFIX: prefix, LOG_LEVEL: 'warn' }, stdio: 'ignore' }));
+    kids.push(spawn(process.execPath, [...NODE_FLAGS, CLI, 'worker', '--threads', '1', '--concurrency', String(concurrency), '--functions', DIR], { env: { ...process.env, REDIS_URL: url, NUMGRAD_PREFIX: prefix, LOG_LEVEL: 'warn' }, stdio: 'ignore' }));
   }
   const conn = new Redis(url, { maxRetriesPerRequest: null });
   const q = new Queue('shards', { connection: conn, prefix });

@@ -31,6 +31,7 @@ import { LocalPool } from '../src/workers/pool.js';
 import { REPO, allThreads, startRedis } from './contenders.js';
 import { parseFlags, runIfEntry } from './entry.js';
 import type { BenchContext, Contender, RunResult } from './run.js';
+import { NODE_FLAGS } from '../src/producer/node-flags.js';
 
 const CLI = join(REPO, 'dist/src/producer/cli.js');
 /** Steps before a window's measured steps: step 0's epoch evaluation (70,000 images) and the JIT. */
@@ -129,10 +130,10 @@ export class StepBench {
     const dir = mkdtempSync(join(tmpdir(), 'numgrad-bench-step-'));
     const iters = String(STEP_WARMUP + this.steps + 1);
     const env = this.env(prefix, url);
-    const worker = kind === 'two' ? spawn(process.execPath, [CLI, 'worker', '--threads', String(this.threads)], { env, stdio: 'ignore' }) : undefined;
+    const worker = kind === 'two' ? spawn(process.execPath, [...NODE_FLAGS, CLI, 'worker', '--threads', String(this.threads)], { env, stdio: 'ignore' }) : undefined;
     try {
       const args = kind === 'start' ? ['start', '--iters', iters, '--out', dir] : ['train', '--backend', 'queue', '--iters', iters, '--out', dir];
-      const main = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      const main = spawn(process.execPath, [...NODE_FLAGS, CLI, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       main.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
       const code = await exited(main);

@@ -41,6 +41,7 @@ import { Keys } from '../src/workers/keys.js';
 import { LocalPool } from '../src/workers/pool.js';
 import { REPO, startRedis } from './contenders.js';
 import { runIfEntry } from './entry.js';
+import { NODE_FLAGS } from '../src/producer/node-flags.js';
 
 const CLI = join(REPO, 'dist/src/producer/cli.js');
 
@@ -383,7 +384,7 @@ async function startLane(url: string, conn: Redis, setup: Setup): Promise<Lane> 
   const flows = new FlowProducer({ connection: conn, prefix });
   const children: ChildProcess[] = [];
   for (let w = 0; w < setup.processes; w++) {
-    children.push(spawn(process.execPath, [CLI, 'worker', '--threads', String(setup.threads)], { env: { ...process.env, REDIS_URL: url, NUMGRAD_PREFIX: prefix, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] }));
+    children.push(spawn(process.execPath, [...NODE_FLAGS, CLI, 'worker', '--threads', String(setup.threads)], { env: { ...process.env, REDIS_URL: url, NUMGRAD_PREFIX: prefix, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] }));
   }
   const lane: Lane = { setup, prefix, keys: new Keys(prefix), client, flows, children };
   await waitFor(`${setup.processes} worker process(es) online`, async () => ((await client.workersOnline()) >= setup.processes ? true : undefined), 60_000, 100);

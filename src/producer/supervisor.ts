@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { NODE_FLAGS } from './node-flags.js';
 import type { Output } from './output.js';
 
 export interface SupervisorOptions {
@@ -39,7 +40,7 @@ export class Supervisor {
   }
 
   start(name: string, args: string[]): Child {
-    const proc = spawn(this.opts.node, [this.opts.cli, ...args], { env: this.opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(this.opts.node, [...NODE_FLAGS, this.opts.cli, ...args], { env: this.opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let alive = true;
     const exited = new Promise<number | string>((resolve) => {
       // 'close' (not 'exit'): the output pipes are drained, so the child's last log lines come first.

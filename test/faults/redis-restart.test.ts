@@ -103,7 +103,8 @@ describe('Redis is SIGKILLed twice mid-run and restarted from its AOF', () => {
     }
     aof.stop();
     const { code } = await train.exited;
-    expect(code, `train exited with ${code}:\n${train.stderr()}`).toBe(0);
+    const failures = workers.flatMap((w) => w.output().split('\n').filter((l) => l.includes('failed')));
+    expect(code, `train exited with ${code}:\n${train.stderr()}\n${train.stdout()}\nthe workers' failures:\n${failures.join('\n')}`).toBe(0);
     const summary = JSON.parse(train.stdout().trimEnd().split('\n').pop() ?? '') as { state: string; steps: number };
     expect(summary).toMatchObject({ state: 'done', steps: ITERS });
 

@@ -119,16 +119,22 @@ describe('worker shutdown', () => {
     expect(await eventsOf(c, prefix, 'shards', 'active'), 'no job taken after the signal').toEqual([first]);
     expect(await activeJobs(c, prefix, 'shards')).toEqual([]);
 
-    // 2. Two shards at a time, a 1 s grace: both unfinished, handed back at once (not left to stall).
-    const b = await spawnWorker(prefix, url, { extraArgs: [...FAST_LOCKS, '--grace', '1'], timeoutMs: 120_000 });
+    // 2. Two shards at a time, a 0.3 s grace: what did not finish in it is handed back at once (not
+    //    left to stall). A shard takes a second or more, so at least one is handed back; on a fast
+    //    machine the other may complete within the grace, which is as good.
+    const b = await spawnWorker(prefix, url, { extraArgs: [...FAST_LOCKS, '--grace', '0.3'], timeoutMs: 120_000 });
     workers.push(b);
     await until('two shards under way', async () => (await activeJobs(c, prefix, 'shards')).length === 2, 60_000, 20);
     await sleep(300);
     const heldB = (await activeJobs(c, prefix, 'shards')).sort();
     const b1 = await signalled(b, 'SIGTERM');
     expect(b1.code, b.output()).toBe(0);
-    expect(b1.ms, 'ms from SIGTERM to exit with a 1 s grace').toBeLessThanOrEqual(3_000);
-    expect((await handedBack(c, prefix)).sort()).toEqual(heldB);
+    expect(b1.ms, 'ms from SIGTERM to exit with a 0.3 s grace').toBeLessThanOrEqual(2_500);
+    const backB = (await handedBack(c, prefix)).sort();
+    const doneB = (await eventsOf(c, prefix, 'shards', 'completed')).filter((id) => id !== first);
+    expect(backB.length, 'shards handed back').toBeGreaterThan(0);
+    expect([...backB, ...doneB].sort(), 'each held shard handed back or completed, once').toEqual(heldB);
+    expect((await eventsOf(c, prefix, 'shards', 'active')).sort(), 'no job taken after the signal').toEqual([first, ...heldB].sort());
     expect(await eventsOf(c, prefix, 'shards', 'stalled')).toEqual([]);
 
     // 3. The same, and Redis is SIGKILLed just after the signal: the worker still exits within its
@@ -151,6 +157,6 @@ describe('worker shutdown', () => {
     expect(readFileSync(out).equals(reference), 'gradient .npy byte-identical to --backend local').toBe(true);
     const stalled = new Set(await eventsOf(c, prefix, 'shards', 'stalled'));
     for (const id of heldD) expect(stalled.has(id), `shard ${id} redone after the stalled check`).toBe(true);
-    console.log(`[fault] shutdown: finished 1 shard and exited in ${a1.ms} ms; grace 1 s: ${heldB.length} shards handed back, exit in ${b1.ms} ms; grace 1 s with Redis SIGKILLed: exit in ${d1.ms} ms (code ${d1.code}), ${heldD.length} shards redone after the restart`);
+    console.log(`[fault] shutdown: finished 1 shard and exited in ${a1.ms} ms; grace 0.3 s: ${backB.length} of ${heldB.length} shards handed back, exit in ${b1.ms} ms; grace 1 s with Redis SIGKILLed: exit in ${d1.ms} ms (code ${d1.code}), ${heldD.length} shards redone after the restart`);
   }, 480_000);
 });

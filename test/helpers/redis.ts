@@ -20,9 +20,10 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { redisAnswers } from '../../src/io/redis.js';
+import { NODE_FLAGS } from '../../src/producer/node-flags.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-/** The compiled CLI (the suite runs after `npm run build`). */
+/** The compiled CLI (the suite runs after `npm run build`), started with the flags of its shebang (NODE_FLAGS) as the `numgrad` bin starts it. */
 export const CLI = join(ROOT, 'dist/src/producer/cli.js');
 const LOCAL_URL = 'redis://127.0.0.1:6379';
 
@@ -251,7 +252,7 @@ export async function workersOnline(prefix: string, url: string, opts: RedisOpti
 export async function spawnWorker(prefix: string, url: string, opts: { threads?: number; extraArgs?: string[]; expect?: number; timeoutMs?: number; logLevel?: string } = {}): Promise<WorkerProcess> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` before the tests (npm test does)`);
   const expected = opts.expect ?? (await workersOnline(prefix, url)) + 1;
-  const child = spawn(process.execPath, [CLI, 'worker', '--threads', String(opts.threads ?? 1), ...(opts.extraArgs ?? [])], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, 'worker', '--threads', String(opts.threads ?? 1), ...(opts.extraArgs ?? [])], {
     cwd: ROOT,
     env: { ...process.env, NUMGRAD_PREFIX: prefix, REDIS_URL: url, LOG_LEVEL: opts.logLevel ?? 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -299,7 +300,7 @@ export interface CliProcess {
 /** Starts the compiled `numgrad` CLI with the queue's prefix and URL in its environment. */
 export function startCli(args: string[], env: { prefix: string; url: string; logLevel?: string }): CliProcess {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` before the tests (npm test does)`);
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, ...args], {
     cwd: ROOT,
     env: { ...process.env, NUMGRAD_PREFIX: env.prefix, REDIS_URL: env.url, LOG_LEVEL: env.logLevel ?? 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -45,6 +45,7 @@ describe.skipIf(!existsSync('/proc/self/status'))('queue worker: memory', () => 
       await worker.stop();
     }
     expect(samples.length).toBeGreaterThan(20);
+    console.log(`[memory] worker peak RSS ${Math.max(...samples)} MB over ${samples.length} samples`);
     expect(Math.max(...samples), `worker RSS (MB) every 200 ms: ${samples.join(' ')}`).toBeLessThanOrEqual(300);
   });
 });

@@ -14,6 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Keys } from '../../src/workers/keys.js';
 import { CLI, ROOT, type RedisServer, type WorkerProcess, freePort, sleep, spawnWorker, startCli, startRedisServer, uniquePrefix } from '../helpers/redis.js';
 import { dashboardUrl, keepCurve, liveHeapMb, pollLikeABrowser, rssMb } from './soak.js';
+import { NODE_FLAGS } from '../../src/producer/node-flags.js';
 
 const ITERS = Number(process.env.SOAK_ITERS ?? 3_000);
 const IDLE_MS = Number(process.env.SOAK_IDLE_MS ?? 300_000);
@@ -34,7 +35,7 @@ describe('soak: standalone numgrad dashboard', () => {
     const diag = mkdtempSync(join(tmpdir(), 'numgrad-soak-'));
     cleanups.push(() => rmSync(diag, { recursive: true, force: true }));
     const port = await freePort();
-    const dash = spawn(process.execPath, ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${diag}`, CLI, 'dashboard', '--port', String(port)], {
+    const dash = spawn(process.execPath, [...NODE_FLAGS, '--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${diag}`, CLI, 'dashboard', '--port', String(port)], {
       cwd: ROOT,
       env: { ...process.env, NUMGRAD_PREFIX: prefix, REDIS_URL: redis.url, LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe'],
