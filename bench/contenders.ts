@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QueueClient } from '../src/producer/queue-client.js';
-import { LocalPool } from '../src/workers/pool.js';
+import { LocalPool } from '../src/workers/threads/pool.js';
 import type { BenchContext, Contender, RunResult } from './run.js';
 import { NODE_FLAGS } from '../src/producer/node-flags.js';
 

@@ -3,7 +3,7 @@
  * interleaved run by run; loss and accuracy must agree (1e-12 relative, accuracy exactly).
  */
 import { spawnSync } from 'node:child_process';
-import { LocalPool } from '../src/workers/pool.js';
+import { LocalPool } from '../src/workers/threads/pool.js';
 import type { BenchContext } from './run.js';
 
 export interface EvalReport {

@@ -16,7 +16,7 @@ import { initParams } from '../src/core/network.js';
 import { Rng, miniBatchIndices } from '../src/core/prng.js';
 import { loadMnist } from '../src/io/mnist.js';
 import { intOption } from '../src/producer/options.js';
-import { LocalPool } from '../src/workers/pool.js';
+import { LocalPool } from '../src/workers/threads/pool.js';
 import { parseFlags, runIfEntry } from './entry.js';
 
 export interface ScalingWindow {

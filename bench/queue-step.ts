@@ -27,7 +27,7 @@ import { DEFAULT_H } from '../src/core/numerical.js';
 import { Rng, miniBatchIndices } from '../src/core/prng.js';
 import { batchFor, initialParams, sgdStep, trainConfig } from '../src/core/training.js';
 import { intOption } from '../src/producer/options.js';
-import { LocalPool } from '../src/workers/pool.js';
+import { LocalPool } from '../src/workers/threads/pool.js';
 import { REPO, allThreads, startRedis } from './contenders.js';
 import { parseFlags, runIfEntry } from './entry.js';
 import type { BenchContext, Contender, RunResult } from './run.js';

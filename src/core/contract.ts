@@ -103,7 +103,8 @@ export type FdShardData = z.infer<typeof FdShardData>;
 export const EvalSplit = z.enum(['train', 'test', 'batch']);
 export type EvalSplit = z.infer<typeof EvalSplit>;
 
-const splitSize = (split: EvalSplit, batch?: BatchSpec): number =>
+/** Samples in an evaluation's split: the whole training or test set, or the mini-batch's size. */
+export const splitSize = (split: EvalSplit, batch?: BatchSpec): number =>
   split === 'train' ? TRAIN_SIZE : split === 'test' ? TEST_SIZE : batch === undefined ? 0 : batch.kind === 'indices' ? batch.count : batch.size;
 
 /** ce-shard: per-sample cross-entropy and the number correct for samples [start, end) of a split. */

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ListedRun } from '../workers/run-record.js';
-import type { RunSummary } from '../workers/store.js';
+import type { ListedRun } from '../queue/run-record.js';
+import type { RunSummary } from '../queue/store.js';
 import type { ObserverSinks } from './observer.js';
 
 /** One reading of Redis for a scrape: every gauge below is filled from the same snapshot. */

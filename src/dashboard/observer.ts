@@ -213,7 +213,7 @@ export class QueueObserver {
   }
 }
 
-/** Shard ids follow src/workers/flows.ts: evaluation shards live under an `eval` id. */
+/** Shard ids follow src/queue/flows.ts: evaluation shards live under an `eval` id. */
 function shardKind(jobId: string): string {
   return /(^|-)eval-/.test(jobId) ? JOBS.ceShard : JOBS.fdShard;
 }

@@ -8,11 +8,11 @@ import { NumgradError } from '../core/errors.js';
 import type { DiffSpec } from '../core/numdiff.js';
 import { splitEven } from '../core/shard.js';
 import { type Connection, connect, sanitize } from '../io/redis.js';
-import { f64ToBase64 } from '../workers/codec.js';
-import { EVENTS_STREAMS, PARENT_OPTS, SHARD_OPTS, jobId } from '../workers/flows.js';
-import { Keys } from '../workers/keys.js';
-import { openReduceEvents } from './reduce-events.js';
-import { Store } from '../workers/store.js';
+import { f64ToBase64 } from '../queue/codec.js';
+import { EVENTS_STREAMS, PARENT_OPTS, SHARD_OPTS, jobId } from '../queue/flows.js';
+import { Keys } from '../queue/keys.js';
+import { openReduceEvents } from '../queue/reduce-events.js';
+import { Store } from '../queue/store.js';
 
 export interface FunctionClientOptions {
   readonly redisUrl: string;

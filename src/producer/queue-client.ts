@@ -8,13 +8,13 @@ import { type StepMetrics, type TrainConfig, initialParams } from '../core/train
 import { redactUrl } from '../io/config.js';
 import { type Connection, connect, isAuthError, sanitize, waitReady } from '../io/redis.js';
 import { checkClusterPrefix } from '../io/redis-url.js';
-import { i32ToBase64 } from '../workers/codec.js';
-import { DEFAULT_QUEUE_SHARDS, EVENTS_STREAMS, evaluationFlow, gradientFlow, jobId, trainStepFlow } from '../workers/flows.js';
-import { Keys } from '../workers/keys.js';
-import { openReduceEvents } from './reduce-events.js';
-import { RunRetention } from '../workers/retention.js';
-import type { ListedRun } from '../workers/run-record.js';
-import { type RunSummary, Store } from '../workers/store.js';
+import { i32ToBase64 } from '../queue/codec.js';
+import { DEFAULT_QUEUE_SHARDS, EVENTS_STREAMS, evaluationFlow, gradientFlow, jobId, trainStepFlow } from '../queue/flows.js';
+import { Keys } from '../queue/keys.js';
+import { openReduceEvents } from '../queue/reduce-events.js';
+import { RunRetention } from '../queue/retention.js';
+import type { ListedRun } from '../queue/run-record.js';
+import { type RunSummary, Store } from '../queue/store.js';
 import { resumeRun } from './run-resume.js';
 
 export interface QueueClientOptions {

@@ -2,10 +2,10 @@ import type { FlowProducer, Queue } from 'bullmq';
 import type { EvaluationData } from '../core/contract.js';
 import { NumgradError } from '../core/errors.js';
 import { paramCount } from '../core/layout.js';
-import { paramsVersion } from '../workers/codec.js';
-import { EVAL_SHARD_SAMPLES, evaluationFlow, jobId, trainStepFlow } from '../workers/flows.js';
-import { RunState } from '../workers/run-state.js';
-import type { RunSummary, Store } from '../workers/store.js';
+import { paramsVersion } from '../queue/codec.js';
+import { EVAL_SHARD_SAMPLES, evaluationFlow, jobId, trainStepFlow } from '../queue/flows.js';
+import { RunState } from '../queue/run-state.js';
+import type { RunSummary, Store } from '../queue/store.js';
 
 const OP = 'numgrad resume';
 /** How long to wait for a shard of the failed step still running elsewhere (its lock) before giving up. */

@@ -1,5 +1,5 @@
 import { type StepMetrics, type TrainConfig, batchFor, initialParams, isEvalStep, sgdStep } from '../core/training.js';
-import type { LocalPool } from '../workers/pool.js';
+import type { LocalPool } from '../workers/threads/pool.js';
 import { RunOutput } from './run-output.js';
 
 export interface LocalTrainOptions {

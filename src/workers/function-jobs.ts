@@ -9,10 +9,10 @@ import {
 } from '../core/contract.js';
 import { ValidationError } from '../core/errors.js';
 import { planDiff } from '../core/numdiff.js';
-import { base64ToF64, f64ToBase64 } from './codec.js';
-import { ShapeCheck, placeJacobian } from './function-batch.js';
-import { FunctionPool, type FunctionPoolOptions } from './function-pool.js';
-import type { Store } from './store.js';
+import { base64ToF64, f64ToBase64 } from '../queue/codec.js';
+import { ShapeCheck, placeJacobian } from './threads/function-batch.js';
+import { FunctionPool, type FunctionPoolOptions } from './threads/function-pool.js';
+import type { Store } from '../queue/store.js';
 
 export const isFunctionJob = (name: string): boolean => (Object.values(FN_JOBS) as string[]).includes(name);
 

@@ -8,7 +8,7 @@ import { mustSh, sh, type Stack } from './stack.js';
  * The newest run's step and its active shard jobs with the container each runs in, read in one Lua
  * call (atomic: a shard job lives ~100 ms, so separate reads would see it gone). The workers name
  * themselves `<hostname>:<pid>` (BullMQ stores it as the job's processedBy, `pb`); a container's
- * hostname is the first 12 characters of its id. Keys: src/workers/keys.ts and BullMQ's, prefix `numgrad`.
+ * hostname is the first 12 characters of its id. Keys: src/queue/keys.ts and BullMQ's, prefix `numgrad`.
  */
 const PROBE = `local id = redis.call('ZREVRANGE', 'numgrad:ng:runs', 0, 0)[1]
 if not id then return {} end

@@ -140,7 +140,7 @@ export class Stack {
     return mustSh('docker', ['exec', id, 'redis-cli', '-a', this.password, '--no-auth-warning', ...args], { timeoutMs: 30_000 }).trim();
   }
 
-  /** The newest run's id and step (src/workers/keys.ts: `<prefix>:ng:runs`, `<prefix>:ng:run:<id>`; prefix `numgrad`). */
+  /** The newest run's id and step (src/queue/keys.ts: `<prefix>:ng:runs`, `<prefix>:ng:run:<id>`; prefix `numgrad`). */
   latestRun(): { id: string; step: number } | undefined {
     const id = this.redis('ZREVRANGE', 'numgrad:ng:runs', '0', '0');
     if (!id) return undefined;

@@ -14,8 +14,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { trainConfig } from '../../src/core/training.js';
 import { type Dashboard, startDashboard } from '../../src/dashboard/server.js';
 import { buildConfig } from '../../src/io/config.js';
-import { Keys } from '../../src/workers/keys.js';
-import { Store } from '../../src/workers/store.js';
+import { Keys } from '../../src/queue/keys.js';
+import { Store } from '../../src/queue/store.js';
 import { type WorkerProcess, runCli, sleep, spawnWorker, uniquePrefix } from '../helpers/redis.js';
 import { FAST_LOCKS, ITERS, TRAIN_FLAGS, faultFixture, metricsOf, probe, stopOrKill, until } from './faults.js';
 

@@ -12,7 +12,7 @@
  */
 import fc from 'fast-check';
 import { CONTRACT_VERSION, MAX_HIDDEN } from '../../src/core/contract.js';
-import { i32ToBase64 } from '../../src/workers/codec.js';
+import { i32ToBase64 } from '../../src/queue/codec.js';
 
 export type QueueName = 'shards' | 'reduce';
 

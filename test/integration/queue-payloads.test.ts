@@ -17,10 +17,10 @@ import { initParams } from '../../src/core/network.js';
 import { Rng, miniBatchIndices } from '../../src/core/prng.js';
 import { createLogger } from '../../src/io/logger.js';
 import { loadMnist } from '../../src/io/mnist.js';
-import { base64ToF64, i32ToBase64 } from '../../src/workers/codec.js';
-import { Keys } from '../../src/workers/keys.js';
+import { base64ToF64, i32ToBase64 } from '../../src/queue/codec.js';
+import { Keys } from '../../src/queue/keys.js';
 import { QueueWorker } from '../../src/workers/queue-worker.js';
-import { Store } from '../../src/workers/store.js';
+import { Store } from '../../src/queue/store.js';
 import { bytesOf } from '../helpers/data.js';
 import { type WorkerProcess, cleanup, closeRedis, keysUnder, redisUrl, sleep, spawnWorker, startCli, uniquePrefix } from '../helpers/redis.js';
 

@@ -15,10 +15,10 @@ import { buildConfig } from '../../src/io/config.js';
 import { main } from '../../src/producer/cli.js';
 import type { Output } from '../../src/producer/output.js';
 import { QueueClient } from '../../src/producer/queue-client.js';
-import { jobId, trainStepFlow } from '../../src/workers/flows.js';
-import { Keys } from '../../src/workers/keys.js';
+import { jobId, trainStepFlow } from '../../src/queue/flows.js';
+import { Keys } from '../../src/queue/keys.js';
 import { QueueWorker } from '../../src/workers/queue-worker.js';
-import { Store } from '../../src/workers/store.js';
+import { Store } from '../../src/queue/store.js';
 import { cleanup, closeRedis, keysUnder, redisUrl, sleep, uniquePrefix } from '../helpers/redis.js';
 
 const prefix = uniquePrefix();

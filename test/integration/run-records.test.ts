@@ -13,8 +13,8 @@ import { startDashboard } from '../../src/dashboard/server.js';
 import { buildConfig } from '../../src/io/config.js';
 import { main } from '../../src/producer/cli.js';
 import type { Output } from '../../src/producer/output.js';
-import { Keys } from '../../src/workers/keys.js';
-import { Store } from '../../src/workers/store.js';
+import { Keys } from '../../src/queue/keys.js';
+import { Store } from '../../src/queue/store.js';
 import { cleanup, closeRedis, keysUnder, redisUrl, uniquePrefix } from '../helpers/redis.js';
 
 const V = 'c'.repeat(64);

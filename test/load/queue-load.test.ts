@@ -25,9 +25,9 @@ import { initParams } from '../../src/core/network.js';
 import { Rng, miniBatchIndices } from '../../src/core/prng.js';
 import { loadMnist } from '../../src/io/mnist.js';
 import { QueueClient } from '../../src/producer/queue-client.js';
-import { EVENTS_STREAMS, SHARD_OPTS } from '../../src/workers/flows.js';
-import { Keys } from '../../src/workers/keys.js';
-import { Store } from '../../src/workers/store.js';
+import { EVENTS_STREAMS, SHARD_OPTS } from '../../src/queue/flows.js';
+import { Keys } from '../../src/queue/keys.js';
+import { Store } from '../../src/queue/store.js';
 import { bytesOf } from '../helpers/data.js';
 import { ROOT, type RedisServer, type WorkerProcess, keysUnder, sleep, spawnWorker, startRedisServer, uniquePrefix } from '../helpers/redis.js';
 

@@ -6,7 +6,7 @@ import { initParams } from '../../src/core/network.js';
 import { Rng, miniBatchIndices } from '../../src/core/prng.js';
 import { reduceEvaluation } from '../../src/core/reduce.js';
 import { loadMnist } from '../../src/io/mnist.js';
-import { LocalPool } from '../../src/workers/pool.js';
+import { LocalPool } from '../../src/workers/threads/pool.js';
 import { bytesOf } from '../helpers/data.js';
 
 const pools: LocalPool[] = [];

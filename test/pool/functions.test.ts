@@ -11,8 +11,8 @@ import { FunctionError } from '../../src/core/errors.js';
 import { PURE_BUILTINS } from '../../src/core/functions.js';
 import { approxDerivative, planDiff } from '../../src/core/numdiff.js';
 import { Rng } from '../../src/core/prng.js';
-import { diffBatch, mapBatch } from '../../src/workers/function-batch.js';
-import { FunctionPool } from '../../src/workers/function-pool.js';
+import { diffBatch, mapBatch } from '../../src/workers/threads/function-batch.js';
+import { FunctionPool } from '../../src/workers/threads/function-pool.js';
 
 const DIR = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/functions');
 const pools: FunctionPool[] = [];

@@ -2,7 +2,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fdGradient } from '../../src/core/fd-engine.js';
-import { LocalPool } from '../../src/workers/pool.js';
+import { LocalPool } from '../../src/workers/threads/pool.js';
 import { bytesOf, seededCase } from '../helpers/data.js';
 
 describe('LocalPool threads start without MNIST', () => {

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { trainConfig } from '../../src/core/training.js';
-import { LocalPool } from '../../src/workers/pool.js';
+import { LocalPool } from '../../src/workers/threads/pool.js';
 import { trainLocal } from '../../src/producer/train-local.js';
 import { bytesOf } from '../helpers/data.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { StepMetrics } from '../../src/core/training.js';
 import { followRun } from '../../src/producer/commands/train.js';
 import type { QueueClient } from '../../src/producer/queue-client.js';
-import type { RunSummary } from '../../src/workers/store.js';
+import type { RunSummary } from '../../src/queue/store.js';
 
 const AT = 8_094;
 const ITERS = 8_105;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Keys } from '../../src/workers/keys.js';
+import { Keys } from '../../src/queue/keys.js';
 import { CLI, ROOT, type RedisServer, type WorkerProcess, freePort, sleep, spawnWorker, startCli, startRedisServer, uniquePrefix } from '../helpers/redis.js';
 import { dashboardUrl, keepCurve, liveHeapMb, pollLikeABrowser, rssMb } from './soak.js';
 import { NODE_FLAGS } from '../../src/producer/node-flags.js';

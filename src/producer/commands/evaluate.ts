@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { initParams } from '../../core/network.js';
 import { Rng } from '../../core/prng.js';
 import { checkMnistDir, paramsOption } from '../input-files.js';
-import { LocalPool } from '../../workers/pool.js';
+import { LocalPool } from '../../workers/threads/pool.js';
 import { choiceOption, intOption } from '../options.js';
 import type { Output } from '../output.js';
 import type { Config } from '../../io/config.js';

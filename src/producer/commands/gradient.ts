@@ -9,7 +9,7 @@ import { openMnistRows } from '../../io/mnist.js';
 import { writeNpyFile } from '../../io/npy-file.js';
 import { checkMnistDir, indicesOption, paramsOption } from '../input-files.js';
 import { checkOutput, npyBytes } from '../../io/out-dir.js';
-import { LocalPool } from '../../workers/pool.js';
+import { LocalPool } from '../../workers/threads/pool.js';
 import { choiceOption, floatOption, intOption } from '../options.js';
 import type { Output } from '../output.js';
 import type { Config } from '../../io/config.js';

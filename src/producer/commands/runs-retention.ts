@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ValidationError } from '../../core/errors.js';
 import type { Config } from '../../io/config.js';
-import type { RemovedRun } from '../../workers/retention.js';
+import type { RemovedRun } from '../../queue/retention.js';
 import type { Output } from '../output.js';
 import { withClient } from './with-client.js';
 

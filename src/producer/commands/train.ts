@@ -4,7 +4,7 @@ import { trainConfig } from '../../core/training.js';
 import { NumgradError, ValidationError } from '../../core/errors.js';
 import type { Config } from '../../io/config.js';
 import { checkOutput, runOutputBytes } from '../../io/out-dir.js';
-import { LocalPool } from '../../workers/pool.js';
+import { LocalPool } from '../../workers/threads/pool.js';
 import { type BackendChoice, resolveBackend } from '../backend.js';
 import { choiceOption, floatOption, intOption } from '../options.js';
 import type { Output } from '../output.js';

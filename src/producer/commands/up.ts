@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { NumgradError } from '../../core/errors.js';
 import { type Config, ENV, redactUrl } from '../../io/config.js';
-import { compiledSibling } from '../../workers/compiled-path.js';
+import { compiledSibling } from '../../io/compiled-path.js';
 import { intOption } from '../options.js';
 import type { Output } from '../output.js';
 import { type Child, Supervisor } from '../supervisor.js';

@@ -24,7 +24,7 @@ export function registerWorker(program: Command, config: () => Config): void {
       const functionsDir = flags.functions ?? cfg.functionsDir;
       if (functionsDir !== undefined) {
         // A folder that does not load is refused now, not on the first job that names a function.
-        const { loadRegistry } = await import('../../workers/function-registry.js');
+        const { loadRegistry } = await import('../../workers/threads/function-registry.js');
         const reg = await loadRegistry(functionsDir, () => {
           throw new NumgradError('mnist-loss is not evaluated here');
         });

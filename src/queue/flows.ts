@@ -1,5 +1,5 @@
 import type { FlowJob, JobsOptions } from 'bullmq';
-import { type BatchSpec, CONTRACT_VERSION, type CeShardData, type EvalSplit, type EvaluationData, type FdShardData, type GradientData, JOBS, QUEUES, TEST_SIZE, TRAIN_SIZE, type TrainStepData } from '../core/contract.js';
+import { type BatchSpec, CONTRACT_VERSION, type CeShardData, type EvaluationData, type FdShardData, type GradientData, JOBS, QUEUES, type TrainStepData, splitSize } from '../core/contract.js';
 import { paramCount } from '../core/layout.js';
 import { splitBySize, splitEven } from '../core/shard.js';
 
@@ -60,15 +60,8 @@ export function gradientFlow(d: GradientData, shards: number, id?: string): Flow
   };
 }
 
-export function splitCount(split: EvalSplit, batch?: BatchSpec): number {
-  if (split === 'train') return TRAIN_SIZE;
-  if (split === 'test') return TEST_SIZE;
-  if (batch === undefined) return 0;
-  return batch.kind === 'indices' ? batch.count : batch.size;
-}
-
 export function evaluationFlow(d: EvaluationData, id?: string, shardSamples = EVAL_SHARD_SAMPLES): FlowJob {
-  const total = splitCount(d.split, d.batch);
+  const total = splitSize(d.split, d.batch);
   const children: FlowJob[] = splitBySize(total, shardSamples).map((r, k) => {
     const data: CeShardData = { v: CONTRACT_VERSION, params: d.params, hidden: d.hidden, split: d.split, ...(d.batch ? { batch: d.batch } : {}), start: r.start, end: r.end };
     const opts = d.run === undefined ? SHARD_OPTS : RUN_SHARD_OPTS;

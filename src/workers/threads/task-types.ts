@@ -2,7 +2,7 @@
  * Messages between the pool and its threads. Buffers are SharedArrayBuffers (sent by reference);
  * results come back as transferred ArrayBuffers (Piscina.move), never copied.
  */
-import type { Split } from '../io/mnist.js';
+import type { Split } from '../../io/mnist.js';
 
 /** What every thread receives once, at start (piscina workerData). */
 export interface ThreadData {

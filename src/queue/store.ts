@@ -31,6 +31,9 @@ end
 return 0`;
 
 /** Moves a run from step t to t+1 once: a duplicate reducer (a retried or twice-delivered step) changes nothing. */
+/** What `Store.advance` did: moved t → t+1; found the run at another step (a duplicate); found no run. */
+export type Advance = 'advanced' | 'elsewhere' | 'no-run';
+
 const ADVANCE = `
 local step = tonumber(redis.call('HGET', KEYS[1], 'step'))
 if step == nil then return -1 end
@@ -135,9 +138,10 @@ export class Store {
     return runs.filter((r): r is ListedRun => r !== null);
   }
 
-  /** 1: advanced t → t+1; 0: the run is elsewhere (a duplicate); -1: no such run. */
-  async advance(id: string, t: number, version: string, metricsLine: string, loss: number): Promise<number> {
-    return (await this.redis.eval(ADVANCE, 2, this.keys.run(id), this.keys.runMetrics(id), t, version, metricsLine, loss, Date.now())) as number;
+  /** Moves a run from step t to t+1 with θ_{t+1} = `version` and the step's metrics line, once. */
+  async advance(id: string, t: number, version: string, metricsLine: string, loss: number): Promise<Advance> {
+    const r = (await this.redis.eval(ADVANCE, 2, this.keys.run(id), this.keys.runMetrics(id), t, version, metricsLine, loss, Date.now())) as number;
+    return r === 1 ? 'advanced' : r === 0 ? 'elsewhere' : 'no-run';
   }
 
   async addPending(id: string, ...tokens: string[]): Promise<void> {

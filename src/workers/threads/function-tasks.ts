@@ -5,7 +5,7 @@
  * `clock`, so the main thread can stop a thread whose evaluation hangs it and say which one it was.
  */
 import { Piscina } from 'piscina';
-import type { Dataset } from '../core/dataset.js';
+import type { Dataset } from '../../core/dataset.js';
 import { type FnValue, type RegisteredFn, loadRegistry } from './function-registry.js';
 import { type FnTask, describeEval, encodeFnResult } from './function-task-types.js';
 

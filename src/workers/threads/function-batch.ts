@@ -4,9 +4,9 @@
  * each point, points split into chunks). Chunks are placed by their ranges, so the result is the
  * same, bit for bit, whatever the chunking or the thread count.
  */
-import { FunctionError } from '../core/errors.js';
-import { type DiffSpec, needsF0, planDiff, transposeRows } from '../core/numdiff.js';
-import { splitEven } from '../core/shard.js';
+import { FunctionError } from '../../core/errors.js';
+import { type DiffSpec, needsF0, planDiff, transposeRows } from '../../core/numdiff.js';
+import { splitEven } from '../../core/shard.js';
 import type { FnCall, FnValues, FunctionPool } from './function-pool.js';
 
 export interface BatchResult {

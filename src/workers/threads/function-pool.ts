@@ -1,10 +1,10 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { DEFAULT_FN_TIMEOUT_MS } from '../core/contract-functions.js';
-import { FunctionError, ValidationError } from '../core/errors.js';
-import { type DiffPlan, combine, evaluationsFor, needsF0 } from '../core/numdiff.js';
-import { loadMnist } from '../io/mnist.js';
-import { compiledSibling } from './compiled-path.js';
+import { DEFAULT_FN_TIMEOUT_MS } from '../../core/contract-functions.js';
+import { FunctionError, ValidationError } from '../../core/errors.js';
+import { type DiffPlan, combine, evaluationsFor, needsF0 } from '../../core/numdiff.js';
+import { loadMnist } from '../../io/mnist.js';
+import { compiledSibling } from '../../io/compiled-path.js';
 import { type RegisteredFn, loadRegistry, lookup } from './function-registry.js';
 import { type FnTask, decodeFnResult, describeEval } from './function-task-types.js';
 

@@ -1,14 +1,16 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { type Batch, checkIndices, gatherBatch } from '../core/dataset.js';
-import { ValidationError } from '../core/errors.js';
-import { planGradient, planLoss } from '../core/fd-engine.js';
-import { UNIT_COORDS, countUnits, scheduleGradient, scheduleLength } from '../core/fd-schedule.js';
-import { packPlan } from '../core/plan-buffer.js';
-import { RangeAssembler, reduceEvaluation } from '../core/reduce.js';
-import { evaluationShards } from '../core/shard.js';
-import { type Split, loadMnist } from '../io/mnist.js';
-import { compiledSibling } from './compiled-path.js';
+import { type Batch, checkIndices, gatherBatch } from '../../core/dataset.js';
+import { ValidationError } from '../../core/errors.js';
+import { planGradient, planLoss } from '../../core/fd-engine.js';
+import { UNIT_COORDS, countUnits, scheduleGradient, scheduleLength } from '../../core/fd-schedule.js';
+import { packPlan } from '../../core/plan-buffer.js';
+import { RangeAssembler, reduceEvaluation } from '../../core/reduce.js';
+import { evaluationShards } from '../../core/shard.js';
+import { type Split, loadMnist } from '../../io/mnist.js';
+import { compiledSibling } from '../../io/compiled-path.js';
+import { PlanCache } from './plan-cache.js';
+import { SharedBuffers } from './shared-buffers.js';
 import { type CeShardTask, type FdClaimTask, type FdShardTask, type ThreadData, decodeCeResult } from './task-types.js';
 
 export interface PoolOptions {
@@ -71,21 +73,17 @@ export class LocalPool {
   private readonly pool: Piscina;
   private readonly opts: PoolOptions;
   private closing: Promise<void> | undefined;
-  /**
-   * Shared buffers of finished gradients (plans, workspaces), kept for the next ones: a fresh ~3 MB
-   * plan per gradient costs an allocation and a page fault on every 4 KiB of memo, and a buffer
-   * shared with the threads is freed only after every thread's GC has let go of it, which threads
-   * that allocate little do late.
-   */
-  private readonly spare: SharedArrayBuffer[] = [];
-  /** Buffers handed out and not yet given back: a second release of one is ignored, not shared twice. */
-  private readonly lent = new WeakSet<SharedArrayBuffer>();
+  /** Shared buffers of finished gradients (plans, workspaces), kept for the next ones. */
+  private readonly buffers: SharedBuffers;
+  /** Plans of the gradients whose shards run here (`gradientShardOf`), shared by the shards of one gradient. */
+  private readonly plans = new PlanCache<PreparedGradient>(4, (g) => this.releaseGradient(g));
 
   constructor(opts: PoolOptions = {}) {
     const threads = opts.threads ?? Math.max(1, availableParallelism());
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new ValidationError('LocalPool', 'threads', 'an integer in [1, 256]', threads);
     this.threads = threads;
     this.opts = opts;
+    this.buffers = new SharedBuffers(spareBuffers(threads));
     // The threads start at once, without MNIST: a gradient's plan carries its batch, and an
     // evaluation shard carries its split (views over SharedArrayBuffers, sent by reference). So a
     // one-off command's threads boot while the main thread reads its inputs.
@@ -116,32 +114,8 @@ export class LocalPool {
   /** prepareGradient for a batch the caller already holds (e.g. read by openMnistRows). */
   prepareBatch(params: Float64Array, batch: Batch, h?: number): PreparedGradient {
     const plan = planGradient(params, batch, h);
-    const buffer = packPlan(plan, (n) => this.takeBuffer(n)) as SharedArrayBuffer;
+    const buffer = packPlan(plan, (n) => this.buffers.take(n)) as SharedArrayBuffer;
     return { planId: nextPlanId++, buffer, coords: params.length, hidden: plan.hidden, rows: plan.rowSample.length, loss: planLoss(plan) };
-  }
-
-  /** A spare buffer of at least `bytes` (the smallest that fits), or a new one with room to spare. */
-  private takeBuffer(bytes: number): SharedArrayBuffer {
-    let best = -1;
-    for (let k = 0; k < this.spare.length; k++) {
-      if (this.spare[k].byteLength >= bytes && (best < 0 || this.spare[k].byteLength < this.spare[best].byteLength)) best = k;
-    }
-    const buffer = best >= 0 ? this.spare.splice(best, 1)[0] : new SharedArrayBuffer(Math.ceil((bytes * 1.25) / 8) * 8); // room for the next batches' memo
-    this.lent.add(buffer);
-    return buffer;
-  }
-
-  private giveBack(buffer: SharedArrayBuffer): void {
-    if (!this.lent.delete(buffer)) return;
-    if (this.spare.length < spareBuffers(this.threads)) {
-      this.spare.push(buffer);
-      return;
-    }
-    // Full: keep the larger ones. A dropped plan buffer (~3 MB) is replaced by a new one that the
-    // threads free late (a run piles them up); a dropped workspace costs little.
-    let smallest = 0;
-    for (let k = 1; k < this.spare.length; k++) if (this.spare[k].byteLength < this.spare[smallest].byteLength) smallest = k;
-    if (this.spare[smallest].byteLength < buffer.byteLength) this.spare[smallest] = buffer;
   }
 
   /**
@@ -149,7 +123,20 @@ export class LocalPool {
    * every task of the gradient has finished (not after a failure, when another may still run).
    */
   releaseGradient(g: PreparedGradient): void {
-    this.giveBack(g.buffer);
+    this.buffers.giveBack(g.buffer);
+  }
+
+  /**
+   * Derivatives [start, end) of the gradient named `key` (a name for its θ, batch and h), and the
+   * batch loss at θ, on every thread. The shards of one gradient share one plan, made by `input` on
+   * the first of them and handed back for reuse once it has left the cache and no shard uses it.
+   */
+  async gradientShardOf(key: string, input: () => { params: Float64Array; indices: ArrayLike<number>; h: number }, start: number, end: number): Promise<{ values: Float64Array; loss: number }> {
+    const make = (): PreparedGradient => {
+      const i = input();
+      return this.prepareGradient(i.params, i.indices, i.h);
+    };
+    return this.plans.with(key, make, async (g) => ({ values: (await this.gradientRange(g, start, end)).values, loss: g.loss }));
   }
 
   /** Derivatives for coordinates [start, end) of a prepared gradient, on a pool thread. */
@@ -172,7 +159,7 @@ export class LocalPool {
     // that allocate little collect rarely, so a fresh one per gradient would pile up.
     const coords = end - start;
     const bytes = 8 + 8 * coords + 4 * schedule.length;
-    const buffer = this.takeBuffer(bytes);
+    const buffer = this.buffers.take(bytes);
     const task: FdClaimTask = {
       planId: g.planId, plan: g.buffer, base: start,
       next: new Int32Array(buffer, 0, 1),
@@ -185,7 +172,7 @@ export class LocalPool {
     const ran = (await Promise.all(runs)).reduce((a, b) => a + b, 0);
     if (ran !== units) throw new Error(`gradientRange: ${ran} of ${units} units ran`);
     const values = task.out.slice();
-    this.giveBack(buffer);
+    this.buffers.giveBack(buffer);
     return { values, shards: countUnits(schedule, UNIT_COORDS), units };
   }
 

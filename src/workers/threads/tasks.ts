@@ -3,12 +3,12 @@
  * Threads never touch Redis or files; an evaluation shard brings its split (shared memory, by reference).
  */
 import { Piscina } from 'piscina';
-import { type Dataset, gatherBatch, sliceDataset } from '../core/dataset.js';
-import { FdEngine } from '../core/fd-engine.js';
-import { runSchedule } from '../core/fd-schedule.js';
-import { sampleLosses } from '../core/network.js';
-import { unpackPlan } from '../core/plan-buffer.js';
-import { sharedMemoRowsKernel } from '../core/wasm/memo-rows.js';
+import { type Dataset, gatherBatch, sliceDataset } from '../../core/dataset.js';
+import { FdEngine } from '../../core/fd-engine.js';
+import { runSchedule } from '../../core/fd-schedule.js';
+import { sampleLosses } from '../../core/network.js';
+import { unpackPlan } from '../../core/plan-buffer.js';
+import { sharedMemoRowsKernel } from '../../core/wasm/memo-rows.js';
 import { type CeShardTask, type FdClaimTask, type FdShardTask, type ThreadData, encodeCeResult } from './task-types.js';
 
 const data = Piscina.workerData as ThreadData;

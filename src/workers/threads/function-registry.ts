@@ -8,12 +8,12 @@
 import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FnName } from '../core/contract-functions.js';
-import { type Dataset, gatherBatch } from '../core/dataset.js';
-import { ValidationError } from '../core/errors.js';
-import { PURE_BUILTINS } from '../core/functions.js';
-import { loss } from '../core/network.js';
-import { miniBatchIndices } from '../core/prng.js';
+import { FnName } from '../../core/contract-functions.js';
+import { type Dataset, gatherBatch } from '../../core/dataset.js';
+import { ValidationError } from '../../core/errors.js';
+import { PURE_BUILTINS } from '../../core/functions.js';
+import { loss } from '../../core/network.js';
+import { miniBatchIndices } from '../../core/prng.js';
 
 export type FnValue = number | Float64Array | ArrayLike<number>;
 export type RegisteredFn = (x: Float64Array, args?: Record<string, unknown>) => FnValue | Promise<FnValue>;

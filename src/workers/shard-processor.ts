@@ -1,0 +1,106 @@
+import type { Job } from 'bullmq';
+import { CeShardData, type CeShardResult, FdShardData, type FdShardResult, JOBS, TRAIN_SIZE, parsePayload } from '../core/contract.js';
+import { ValidationError } from '../core/errors.js';
+import { paramCount } from '../core/layout.js';
+import { batchIndices, batchKey, f64ToBase64 } from '../queue/codec.js';
+import { ceOrigin, fdOrigin } from '../queue/children.js';
+import type { Store } from '../queue/store.js';
+import { type FunctionJobs, isFunctionJob } from './function-jobs.js';
+import { Lru } from './threads/lru.js';
+import type { LocalPool } from './threads/pool.js';
+import { unrecoverable } from './unrecoverable.js';
+import { WORKER_DEFAULTS } from './worker-options.js';
+
+/** A params snapshot as the shards use it: the values, and a shared copy for evaluation threads. */
+export interface Snapshot {
+  readonly params: Float64Array;
+  readonly shared: SharedArrayBuffer;
+}
+
+/**
+ * The shard queue's processor: validates a job's payload at the edge, loads its params snapshot
+ * once per process (checked once, when loaded), and hands the numerics to the pool. Every value is
+ * a pure function of the payload and the stored snapshot, so which process or thread computed a
+ * shard never changes its bits.
+ */
+export class ShardProcessor {
+  private readonly snapshots = new Lru<Snapshot>(WORKER_DEFAULTS.paramsCache);
+
+  constructor(
+    private readonly pool: LocalPool,
+    private readonly store: Store,
+    private readonly functions: FunctionJobs,
+  ) {}
+
+  /** Shards processed by this process (for metrics and logs). */
+  done = 0;
+
+  async process(job: Job): Promise<unknown> {
+    try {
+      if (isFunctionJob(job.name)) return await this.functions.shard(job);
+      if (job.name === JOBS.fdShard) return await this.fdShard(parsePayload(FdShardData, job.name, job.data));
+      if (job.name === JOBS.ceShard) return await this.ceShard(parsePayload(CeShardData, job.name, job.data));
+      throw new ValidationError('shard', 'job name', `"${JOBS.fdShard}" or "${JOBS.ceShard}"`, job.name);
+    } catch (err) {
+      throw unrecoverable(err);
+    } finally {
+      this.done++;
+    }
+  }
+
+  /** θ as this process's shards loaded it (a training step reads it back), if it is still here. */
+  async loaded(version: string): Promise<Float64Array | undefined> {
+    return (await this.snapshots.peek(version)?.catch(() => undefined))?.params;
+  }
+
+  private async load(version: string, hidden: number): Promise<Snapshot> {
+    const loaded = await this.snapshots.get(version, async () => {
+      let params: Float64Array | null;
+      try {
+        params = await this.store.getParams(version);
+      } catch (err) {
+        if (err instanceof ValidationError) throw new ValidationError('shard', 'data.params', err.expected, err.got);
+        throw err;
+      }
+      if (params === null) throw new ValidationError('shard', 'data.params', 'a params version stored in Redis', `unknown version ${version.slice(0, 12)}…`);
+      return snapshot(params);
+    });
+    // Checked for every job, not only the one whose load fills the cache: a later job naming the
+    // same version may claim another H (and with it a range past the end of these params).
+    const { params } = loaded;
+    if (params.length !== paramCount(hidden)) {
+      const fits = params.length >= paramCount(1) && (params.length - 10) % 795 === 0;
+      if (!fits) throw new ValidationError('shard', 'data.params', 'a snapshot of 795·H + 10 float64 values', `${params.length} values`);
+      throw new ValidationError('shard', 'data.hidden', `${(params.length - 10) / 795} for params of length ${params.length}`, hidden);
+    }
+    return loaded;
+  }
+
+  private async fdShard(d: FdShardData): Promise<FdShardResult> {
+    const { params } = await this.load(d.params, d.hidden);
+    const key = `${d.params}|${batchKey(d.batch)}|${d.h}`;
+    const { values, loss } = await this.pool.gradientShardOf(key, () => ({ params, indices: batchIndices(d.batch, TRAIN_SIZE), h: d.h }), d.start, d.end);
+    return { start: d.start, end: d.end, data: f64ToBase64(values), ...(d.start === 0 ? { loss } : {}), of: fdOrigin(d.params, d.hidden, d.batch, d.h) };
+  }
+
+  private async ceShard(d: CeShardData): Promise<CeShardResult> {
+    const { shared } = await this.load(d.params, d.hidden);
+    const indices = d.split === 'batch' && d.batch !== undefined ? batchIndices(d.batch, TRAIN_SIZE) : undefined;
+    const r = await this.pool.evaluationShard(shared, d.split === 'test' ? 'test' : 'train', d.start, d.end, indices);
+    return { start: d.start, end: d.end, losses: f64ToBase64(r.losses), correct: r.correct, of: ceOrigin(d.params, d.hidden, d.split, d.batch) };
+  }
+}
+
+/**
+ * A params snapshot as the shards use it. Anyone who can write to Redis can store a snapshot: NaN or
+ * ±Infinity in it would make every derivative NaN (or a silent garbage step), so it is refused once,
+ * when the snapshot is loaded.
+ */
+function snapshot(params: Float64Array): Snapshot {
+  for (let c = 0; c < params.length; c++) {
+    if (!Number.isFinite(params[c])) throw new ValidationError('shard', `data.params[${c}]`, 'a finite number in the stored snapshot', params[c]);
+  }
+  const shared = new SharedArrayBuffer(params.byteLength);
+  new Float64Array(shared).set(params);
+  return { params, shared };
+}

@@ -1,0 +1,82 @@
+import type { FlowProducer, Job } from 'bullmq';
+import { type EvaluationData, JOBS, QUEUES, type TrainStepData } from '../core/contract.js';
+import { ValidationError } from '../core/errors.js';
+import { paramCount } from '../core/layout.js';
+import { isEvalStep, sgdStep } from '../core/training.js';
+import type { Logger } from '../io/logger.js';
+import { assembleChildren, fdOrigin } from '../queue/children.js';
+import { paramsVersion } from '../queue/codec.js';
+import { EVAL_SHARD_SAMPLES, evaluationFlow, jobId, seededBatch, trainStepFlow } from '../queue/flows.js';
+import type { Store } from '../queue/store.js';
+
+export interface TrainStepDeps {
+  readonly store: Store;
+  readonly flows: FlowProducer;
+  readonly logger: Logger;
+  /** θ_t as this process's shards loaded it, if it is still here (else it is read from Redis). */
+  readonly loaded: (version: string) => Promise<Float64Array | undefined>;
+  /** Marks the run done once its last step and evaluations are in. */
+  readonly tryFinish: (run: string) => Promise<void>;
+}
+
+/**
+ * One training step: θ_{t+1} = θ_t − lr·g_t, written once (a Lua check on the run's step makes a
+ * duplicate a no-op), then the epoch evaluations and step t+1 enqueued under deterministic ids.
+ * Every action after the advance is idempotent, so a reducer that dies half-way is simply re-run.
+ */
+export async function trainStep(deps: TrainStepDeps, job: Job, d: TrainStepData): Promise<{ step: number; advanced: boolean }> {
+  const { store, flows } = deps;
+  const run = await store.getRun(d.run);
+  if (run === null) throw new ValidationError('train-step', 'data.run', 'an existing run', d.run);
+  const holderT = jobId('run', d.run, 'step', d.step);
+  if (run.state !== 'running' || run.step > d.step + 1 || run.step < d.step) {
+    // A stopped run keeps its current snapshot (held for this step): `numgrad resume` goes on from it.
+    if (run.state === 'running' || run.step !== d.step) await store.release(d.params, holderT);
+    return { step: d.step, advanced: false };
+  }
+  const cfg = run.config;
+  const t = d.step;
+  let next: string;
+  let advanced = false;
+  if (run.step === t) {
+    const { out: g, loss } = await assembleChildren(job, JOBS.trainStep, paramCount(cfg.hidden), fdOrigin(d.params, cfg.hidden, seededBatch(cfg.seed, t, cfg.batch), cfg.h));
+    const theta = (await deps.loaded(d.params)) ?? (await store.getParams(d.params));
+    if (theta === null) throw new ValidationError('train-step', 'data.params', 'a params version stored in Redis', d.params);
+    // The shards check the snapshot when they load it, but may have loaded it before it changed.
+    const bad = theta.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw new ValidationError('train-step', `data.params[${bad}]`, 'a finite number in the stored snapshot', theta[bad]);
+    const nextParams = sgdStep(theta, g, cfg.lr);
+    next = paramsVersion(nextParams);
+    await store.putParams(nextParams, jobId('run', d.run, 'step', t + 1), next);
+    if (isEvalStep(cfg, t)) {
+      await store.hold(next, jobId('run', d.run, 'eval', t, 'train'));
+      await store.hold(next, jobId('run', d.run, 'eval', t, 'test'));
+      await store.addPending(d.run, `eval:${t}:train`, `eval:${t}:test`);
+    }
+    advanced = (await store.advance(d.run, t, next, JSON.stringify({ iter: t, loss }), loss)) === 'advanced';
+    deps.logger.debug({ queue: QUEUES.reduce, jobId: job.id, run: d.run, step: t, loss }, 'step');
+  } else {
+    next = run.params;
+  }
+  if (isEvalStep(cfg, t)) {
+    for (const split of ['train', 'test'] as const) {
+      // After a crash between the advance and here, add only evaluations still pending.
+      if (!advanced && !(await store.isPending(d.run, `eval:${t}:${split}`))) continue;
+      const holder = jobId('run', d.run, 'eval', t, split);
+      const data: EvaluationData = { v: 1, params: next, hidden: cfg.hidden, split, holder, run: { id: d.run, iter: t } };
+      await flows.add(evaluationFlow(data, holder, EVAL_SHARD_SAMPLES));
+    }
+  }
+  if (t + 1 < cfg.iters) {
+    if ((await store.state(d.run)) === 'running') {
+      await flows.add(trainStepFlow(d.run, t + 1, next, cfg.hidden, cfg.seed, cfg.batch, cfg.h, cfg.shards));
+    }
+    // Stopped meanwhile: θ_{t+1} stays held for step t+1, which `numgrad resume` enqueues.
+  } else {
+    await store.keepFinalParams(d.run, next);
+    await store.release(next, jobId('run', d.run, 'step', t + 1));
+  }
+  await store.release(d.params, holderT);
+  if (t + 1 >= cfg.iters) await deps.tryFinish(d.run);
+  return { step: t, advanced };
+}
