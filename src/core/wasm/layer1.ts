@@ -215,16 +215,23 @@ export class Layer1Kernel {
   }
 }
 
-let shared: Layer1Kernel | null | undefined;
-
-/** The process's (thread's) kernel, created on first use; undefined when wasm SIMD is unavailable. */
-export function sharedLayer1Kernel(): Layer1Kernel | undefined {
-  if (shared === undefined) {
-    try {
-      shared = wasmSimdAvailable() ? new Layer1Kernel() : null;
-    } catch {
-      shared = null;
+/**
+ * A kernel per process (per thread), made by `make` on first use; undefined when wasm SIMD is
+ * unavailable or the kernel cannot be made (callers then take the JS loop: same bits).
+ */
+export function kernelOnFirstUse<K>(make: () => K): () => K | undefined {
+  let kernel: K | null | undefined;
+  return () => {
+    if (kernel === undefined) {
+      try {
+        kernel = wasmSimdAvailable() ? make() : null;
+      } catch {
+        kernel = null;
+      }
     }
-  }
-  return shared ?? undefined;
+    return kernel ?? undefined;
+  };
 }
+
+/** The process's (thread's) layer-1 kernel, created on first use; undefined when wasm SIMD is unavailable. */
+export const sharedLayer1Kernel: () => Layer1Kernel | undefined = kernelOnFirstUse(() => new Layer1Kernel());

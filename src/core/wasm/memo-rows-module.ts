@@ -34,18 +34,7 @@ export type Run = (r0: number, r1: number, hidden: number, w2: number, maxw: num
 export function memoRowsModuleBytes(): Uint8Array {
   const [R0, R1, H, W2, MAXW, U, Z, E, S, T, RS, RL, OUT, FLAGS] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
   const b = new Body(14);
-  const r = b.local(i32);
-  const n = b.local(i32);
-  const rowBytes = b.local(i32);
-  const uP = b.local(i32);
-  const zP = b.local(i32);
-  const eP = b.local(i32);
-  const tt = b.local(i32);
-  const o = b.local(i32);
-  const uEnd = b.local(i32);
-  const wP = b.local(i32);
-  const mP = b.local(i32);
-  const fP = b.local(i32);
+  const [r, n, rowBytes, uP, zP, eP, tt, o, uEnd, wP, mP, fP] = Array.from({ length: 12 }, () => b.local(i32));
   const [vpm, dz, x, p, g, dS, dt, flag, et0, S0] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map(() => b.local(v128));
   const [one, c5, c4, c3, half, lim, delta] = [0, 1, 2, 3, 4, 5, 6].map(() => b.local(v128));
   const splatConst = (local: number, value: number): void => {

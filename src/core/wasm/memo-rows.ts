@@ -1,7 +1,7 @@
 import type { FdPlan } from '../fd-plan.js';
 import { CLASSES } from '../layout.js';
 import { type WasmMemory, wasmApi } from './emit.js';
-import { wasmSimdAvailable } from './layer1.js';
+import { kernelOnFirstUse } from './layer1.js';
 import { type Run, memoRowsModuleBytes } from './memo-rows-module.js';
 
 /**
@@ -123,19 +123,8 @@ export class MemoRowsKernel {
   }
 }
 
-let shared: MemoRowsKernel | null | undefined;
-
-/** The thread's kernel, created on first use; undefined when wasm SIMD is unavailable. */
-export function sharedMemoRowsKernel(): MemoRowsKernel | undefined {
-  if (shared === undefined) {
-    try {
-      shared = wasmSimdAvailable() ? new MemoRowsKernel() : null;
-    } catch {
-      shared = null;
-    }
-  }
-  return shared ?? undefined;
-}
+/** The thread's memo-rows kernel, created on first use; undefined when wasm SIMD is unavailable. */
+export const sharedMemoRowsKernel: () => MemoRowsKernel | undefined = kernelOnFirstUse(() => new MemoRowsKernel());
 
 /**
  * Which implementation fills memo rows in bulk (FdEngine.fillRows): 'js' (computeRow, the
