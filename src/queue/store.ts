@@ -31,13 +31,24 @@ end
 return 0`;
 
 /** Moves a run from step t to t+1 once: a duplicate reducer (a retried or twice-delivered step) changes nothing. */
-/** What `Store.advance` did: moved t → t+1; found the run at another step (a duplicate); found no run. */
+/** What `Store.commitStep` did: moved t → t+1; found the run at another step (a duplicate); found no run. */
 export type Advance = 'advanced' | 'elsewhere' | 'no-run';
 
-const ADVANCE = `
+/**
+ * Step t of a run, committed as one unit: θ_{t+1}'s snapshot with its holders, the evaluations it
+ * owes, the step and the metrics line. One script is one entry of the append-only file, so a Redis
+ * that comes back without its last second of writes has all of it or none, never a step whose
+ * snapshot is missing. KEYS: run, metrics, params(θ_{t+1}), holders(θ_{t+1}), pending.
+ * ARGV: t, version, metrics line, loss, now, snapshot bytes, holder count, holders…, pending…
+ */
+const COMMIT_STEP = `
 local step = tonumber(redis.call('HGET', KEYS[1], 'step'))
 if step == nil then return -1 end
 if step ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[3], ARGV[6], 'NX')
+local n = tonumber(ARGV[7])
+for i = 8, 7 + n do redis.call('SADD', KEYS[4], ARGV[i]) end
+for i = 8 + n, #ARGV do redis.call('SADD', KEYS[5], ARGV[i]) end
 redis.call('HSET', KEYS[1], 'step', step + 1, 'params', ARGV[2], 'loss', ARGV[4], 'updatedAt', ARGV[5])
 redis.call('RPUSH', KEYS[2], ARGV[3])
 return 1`;
@@ -76,10 +87,6 @@ export class Store {
     const v = version ?? paramsVersion(params);
     await this.redis.multi().set(this.keys.params(v), f64Bytes(params), 'NX').sadd(this.keys.holders(v), holder).exec();
     return v;
-  }
-
-  async hold(version: string, holder: string): Promise<void> {
-    await this.redis.sadd(this.keys.holders(version), holder);
   }
 
   async getParams(version: string): Promise<Float64Array | null> {
@@ -138,14 +145,15 @@ export class Store {
     return runs.filter((r): r is ListedRun => r !== null);
   }
 
-  /** Moves a run from step t to t+1 with θ_{t+1} = `version` and the step's metrics line, once. */
-  async advance(id: string, t: number, version: string, metricsLine: string, loss: number): Promise<Advance> {
-    const r = (await this.redis.eval(ADVANCE, 2, this.keys.run(id), this.keys.runMetrics(id), t, version, metricsLine, loss, Date.now())) as number;
+  /**
+   * Moves a run from step t to t+1 once (COMMIT_STEP): θ_{t+1} stored as `version` and held by
+   * `holders`, the evaluation tokens `pending` added, the metrics line appended.
+   */
+  async commitStep(id: string, t: number, step: { params: Float64Array; version: string; holders: readonly string[]; pending: readonly string[]; metricsLine: string; loss: number }): Promise<Advance> {
+    const keys = [this.keys.run(id), this.keys.runMetrics(id), this.keys.params(step.version), this.keys.holders(step.version), this.keys.runPending(id)];
+    const args = [t, step.version, step.metricsLine, step.loss, Date.now(), f64Bytes(step.params), step.holders.length, ...step.holders, ...step.pending];
+    const r = (await this.redis.eval(COMMIT_STEP, keys.length, ...keys, ...args)) as number;
     return r === 1 ? 'advanced' : r === 0 ? 'elsewhere' : 'no-run';
-  }
-
-  async addPending(id: string, ...tokens: string[]): Promise<void> {
-    await this.redis.sadd(this.keys.runPending(id), ...tokens);
   }
 
   async isPending(id: string, token: string): Promise<boolean> {

@@ -9,6 +9,17 @@ import { paramsVersion } from '../queue/codec.js';
 import { EVAL_SHARD_SAMPLES, evaluationFlow, jobId, seededBatch, trainStepFlow } from '../queue/flows.js';
 import type { Store } from '../queue/store.js';
 
+/**
+ * Redis no longer holds a step this job committed (it came back from its append-only file without
+ * its last second of writes). Not a NumgradError: BullMQ retries the job, which redoes the step.
+ */
+export class StepLost extends Error {
+  constructor(run: string, t: number, at: number) {
+    super(`train-step: run ${run} is back at step ${at} (Redis lost its last writes); step ${t} is redone`);
+    this.name = 'StepLost';
+  }
+}
+
 export interface TrainStepDeps {
   readonly store: Store;
   readonly flows: FlowProducer;
@@ -47,17 +58,18 @@ export async function trainStep(deps: TrainStepDeps, job: Job, d: TrainStepData)
     if (bad >= 0) throw new ValidationError('train-step', `data.params[${bad}]`, 'a finite number in the stored snapshot', theta[bad]);
     const nextParams = sgdStep(theta, g, cfg.lr);
     next = paramsVersion(nextParams);
-    await store.putParams(nextParams, jobId('run', d.run, 'step', t + 1), next);
-    if (isEvalStep(cfg, t)) {
-      await store.hold(next, jobId('run', d.run, 'eval', t, 'train'));
-      await store.hold(next, jobId('run', d.run, 'eval', t, 'test'));
-      await store.addPending(d.run, `eval:${t}:train`, `eval:${t}:test`);
-    }
-    advanced = (await store.advance(d.run, t, next, JSON.stringify({ iter: t, loss }), loss)) === 'advanced';
+    const evals = isEvalStep(cfg, t);
+    const holders = [jobId('run', d.run, 'step', t + 1), ...(evals ? [jobId('run', d.run, 'eval', t, 'train'), jobId('run', d.run, 'eval', t, 'test')] : [])];
+    const pending = evals ? [`eval:${t}:train`, `eval:${t}:test`] : [];
+    advanced = (await store.commitStep(d.run, t, { params: nextParams, version: next, holders, pending, metricsLine: JSON.stringify({ iter: t, loss }), loss })) === 'advanced';
     deps.logger.debug({ queue: QUEUES.reduce, jobId: job.id, run: d.run, step: t, loss }, 'step');
   } else {
     next = run.params;
   }
+  // What comes next names θ_{t+1}: only once Redis holds the step (a Redis that came back without
+  // its last writes may have lost it, snapshot and all). Then this job is retried and redoes it.
+  const now = await store.getRun(d.run);
+  if (now !== null && now.state === 'running' && now.step < t + 1) throw new StepLost(d.run, t, now.step);
   if (isEvalStep(cfg, t)) {
     for (const split of ['train', 'test'] as const) {
       // After a crash between the advance and here, add only evaluations still pending.
@@ -68,7 +80,7 @@ export async function trainStep(deps: TrainStepDeps, job: Job, d: TrainStepData)
     }
   }
   if (t + 1 < cfg.iters) {
-    if ((await store.state(d.run)) === 'running') {
+    if (now?.state === 'running') {
       await flows.add(trainStepFlow(d.run, t + 1, next, cfg.hidden, cfg.seed, cfg.batch, cfg.h, cfg.shards));
     }
     // Stopped meanwhile: θ_{t+1} stays held for step t+1, which `numgrad resume` enqueues.
