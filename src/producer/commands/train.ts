@@ -163,16 +163,17 @@ export async function followRun(client: QueueClient, id: string, outDir: string 
 /** `alongside`: started once the queue backend is chosen (npm start's dashboard), closed at the end. */
 export async function runTraining(req: TrainRequest, out: Output, config: Config, opts: { op?: string; inProcessWorker?: boolean; alongside?: (config: Config) => Promise<{ close(): Promise<void> }> } = {}): Promise<void> {
   const { backend: choice, cfg, shards } = req;
+  const op = opts.op ?? OP;
   // Before anything is submitted or computed: a run that cannot be saved fails now, not at its end.
-  if (!req.detach) checkOutput({ op: opts.op ?? OP, option: '--out', path: req.out, kind: 'folder', bytes: runOutputBytes(cfg.iters, cfg.hidden) });
-  if (req.detach && choice === 'local') throw new ValidationError(opts.op ?? OP, '--detach', 'used with --backend queue or auto (it submits the run to Redis and exits)', '--backend local');
+  if (!req.detach) checkOutput({ op, option: '--out', path: req.out, kind: 'folder', bytes: runOutputBytes(cfg.iters, cfg.hidden) });
+  if (req.detach && choice === 'local') throw new ValidationError(op, '--detach', 'used with --backend queue or auto (it submits the run to Redis and exits)', '--backend local');
   // A detached run lives on the queue: auto then means the queue (no in-process worker that would
   // leave with this process), and a Redis that does not answer is the error, not a fall-back.
   const backend = await resolveBackend(req.detach ? 'queue' : choice, config, out, { inProcessWorker: opts.inProcessWorker && !req.detach }).catch((err: unknown) => {
-    if (req.detach && err instanceof NumgradError) throw new NumgradError(`${opts.op ?? OP}: --detach needs the queue: ${err.message}`);
+    if (req.detach && err instanceof NumgradError) throw new NumgradError(`${op}: --detach needs the queue: ${err.message}`);
     throw err;
   });
-  if (backend.kind === 'local') return runLocalTraining(req, out, config, opts.op ?? OP);
+  if (backend.kind === 'local') return runLocalTraining(req, out, config, op);
   const extra = opts.alongside === undefined || req.detach ? undefined : await opts.alongside(config);
   try {
     const id = await backend.client.startRun(cfg, shards, req.runId);
@@ -182,7 +183,7 @@ export async function runTraining(req: TrainRequest, out: Output, config: Config
       return;
     }
     out.line(`train: following run ${id}; Ctrl-C stops following, the run goes on (\`numgrad follow ${id}\`)`);
-    await followRun(backend.client, id, req.out, out, req.json, opts.op ?? OP);
+    await followRun(backend.client, id, req.out, out, req.json, op);
   } finally {
     await extra?.close();
     await backend.close();
