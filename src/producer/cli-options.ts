@@ -34,8 +34,8 @@ const float = (flags: string, description: string, check: { gt?: number; max?: n
 const choice = <T extends string>(flags: string, description: string, choices: readonly T[], defaultValue?: T): Option =>
   parsed(flags, description, (f, raw) => choiceOption(EDGE, f, raw, choices), defaultValue);
 
-export const BACKENDS = ['auto', 'local', 'queue'] as const;
-export type BackendFlag = (typeof BACKENDS)[number] | 'inline';
+const BACKENDS = ['auto', 'local', 'queue'] as const;
+type BackendFlag = (typeof BACKENDS)[number] | 'inline';
 
 /**
  * Every option a numgrad command takes, declared once: its flag, range and default. A command adds
