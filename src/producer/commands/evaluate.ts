@@ -3,10 +3,10 @@ import { initParams } from '../../core/network.js';
 import { Rng } from '../../core/prng.js';
 import { checkMnistDir, paramsOption } from '../input-files.js';
 import { LocalPool } from '../../workers/threads/pool.js';
-import { choiceOption, intOption } from '../options.js';
+import { OPTIONS } from '../cli-options.js';
 import type { Output } from '../output.js';
 import type { Config } from '../../io/config.js';
-import { resolveBackend } from '../backend.js';
+import { type BackendChoice, resolveBackend } from '../backend.js';
 
 const OP = 'numgrad evaluate';
 
@@ -14,20 +14,16 @@ export function registerEvaluate(program: Command, out: Output, config: () => Co
   program
     .command('evaluate')
     .description('mean cross-entropy and accuracy of a net over a whole MNIST split')
-    .option('--params <file>', 'parameters (.npy); default: the seeded initial net')
-    .option('--hidden <H>', 'hidden units of the seeded initial net', '50')
-    .option('--seed <S>', 'seed of the initial net', '0')
-    .option('--split <split>', 'train or test', 'test')
-    .option('--threads <N>', 'worker threads (default: all cores)')
-    .option('--backend <b>', 'auto, local or queue', 'auto')
-    .option('--json', 'print one JSON object on the last line of stdout')
-    .action(async (flags: { params?: string; hidden: string; seed: string; split: string; threads?: string; json?: boolean; backend: string }) => {
-      const choice = choiceOption(OP, '--backend', flags.backend, ['auto', 'local', 'queue'] as const);
-      const split = choiceOption(OP, '--split', flags.split, ['train', 'test'] as const);
-      const threads = flags.threads === undefined ? undefined : intOption(OP, '--threads', flags.threads, 1, 256);
-      const params = flags.params !== undefined
-        ? paramsOption(OP, flags.params)
-        : initParams(intOption(OP, '--hidden', flags.hidden, 1, 4096), new Rng(intOption(OP, '--seed', flags.seed, 0)));
+    .addOption(OPTIONS.params('parameters (.npy); default: the seeded initial net'))
+    .addOption(OPTIONS.hidden('hidden units of the seeded initial net'))
+    .addOption(OPTIONS.seed('seed of the initial net'))
+    .addOption(OPTIONS.split())
+    .addOption(OPTIONS.threads('worker threads (default: all cores)'))
+    .addOption(OPTIONS.backend('auto, local or queue'))
+    .addOption(OPTIONS.json())
+    .action(async (flags: { params?: string; hidden: number; seed: number; split: 'train' | 'test'; threads?: number; json?: boolean; backend: BackendChoice }) => {
+      const { backend: choice, split, threads } = flags;
+      const params = flags.params !== undefined ? paramsOption(OP, flags.params) : initParams(flags.hidden, new Rng(flags.seed));
       const cfg = threads === undefined ? config() : { ...config(), threads };
       const backend = await resolveBackend(choice, cfg, out);
       // The local pool reads MNIST here; on the queue the workers read their own.

@@ -3,15 +3,15 @@
  * or k points of a .npy file, on local threads or through the queue.
  */
 import type { Command } from 'commander';
-import { DEFAULT_FN_TIMEOUT_MS, FnArgs, MAX_FN_DIM, MAX_FN_POINTS, MAX_FN_TIMEOUT_MS, parsePayload } from '../../core/contract.js';
+import { FnArgs, MAX_FN_DIM, MAX_FN_POINTS, parsePayload } from '../../core/contract.js';
 import { ValidationError } from '../../core/errors.js';
-import { DIFF_METHODS, type DiffSpec, planDiff } from '../../core/numdiff.js';
+import { type DiffMethod, type DiffSpec, planDiff } from '../../core/numdiff.js';
 import type { Config } from '../../io/config.js';
 import { readNpyFile, writeNpyFile } from '../../io/npy-file.js';
 import { diffBatch, mapBatch, type BatchResult } from '../../workers/threads/function-batch.js';
 import { FunctionPool } from '../../workers/threads/function-pool.js';
-import { resolveBackend } from '../backend.js';
-import { choiceOption, floatOption, intOption } from '../options.js';
+import { type BackendChoice, resolveBackend } from '../backend.js';
+import { OPTIONS } from '../cli-options.js';
 import type { Output } from '../output.js';
 import { Progress } from '../progress.js';
 
@@ -20,17 +20,17 @@ interface FnFlags {
   x: string;
   args?: string;
   out?: string;
-  backend: string;
-  threads?: string;
-  concurrency?: string;
-  timeout: string;
-  shards: string;
+  backend: BackendChoice;
+  threads?: number;
+  concurrency?: number;
+  timeout: number;
+  shards: number;
   functions?: string;
   json?: boolean;
-  method?: string;
-  h?: string;
-  relStep?: string;
-  absStep?: string;
+  method: DiffMethod;
+  h?: number;
+  relStep?: number;
+  absStep?: number;
   lower?: string;
   upper?: string;
 }
@@ -78,21 +78,21 @@ function common(cmd: Command): Command {
     .requiredOption('--x <file>', 'the point (.npy, float64, n) or k points (k × n)')
     .option('--args <json>', 'a small JSON object passed to the function as its second argument')
     .option('--out <file>', 'write the result as a float64 .npy')
-    .option('--backend <b>', 'auto (queue when Redis answers, else local), local (worker threads), queue (BullMQ workers)', 'auto')
-    .option('--threads <N>', 'threads of the local backend or of an in-process worker (default: all cores)')
-    .option('--concurrency <N>', 'evaluations in flight on the local backend (async functions; default: threads)')
-    .option('--timeout <ms>', 'per-evaluation timeout', String(DEFAULT_FN_TIMEOUT_MS))
-    .option('--shards <N>', 'through the queue: shards per point (diff) or in all (map)', '4')
-    .option('--functions <dir>', 'folder of function modules for the local backend (default: NUMGRAD_FUNCTIONS)')
-    .option('--json', 'print one JSON object on the last line of stdout');
+    .addOption(OPTIONS.backend('auto (queue when Redis answers, else local), local (worker threads), queue (BullMQ workers)'))
+    .addOption(OPTIONS.threads('threads of the local backend or of an in-process worker (default: all cores)'))
+    .addOption(OPTIONS.concurrency())
+    .addOption(OPTIONS.timeout())
+    .addOption(OPTIONS.shards('through the queue: shards per point (diff) or in all (map)'))
+    .addOption(OPTIONS.functions('folder of function modules for the local backend (default: NUMGRAD_FUNCTIONS)'))
+    .addOption(OPTIONS.json());
 }
 
 export function registerFunctions(program: Command, out: Output, config: () => Config): void {
   common(program.command('diff').description('numerical gradients or Jacobians of a registered function at one or k points'))
-    .option('--method <m>', "central (the notebook's numerical_gradient), 2-point or 3-point (SciPy's approx_derivative)", 'central')
-    .option('--h <h>', 'central: the step (default 1e-4)')
-    .option('--rel-step <r>', "2-point/3-point: SciPy's rel_step")
-    .option('--abs-step <a>', "2-point/3-point: SciPy's abs_step")
+    .addOption(OPTIONS.method())
+    .addOption(OPTIONS.h('central: the step (default 1e-4)', null))
+    .addOption(OPTIONS.relStep())
+    .addOption(OPTIONS.absStep())
     .option('--lower <b>', '2-point/3-point: lower bound, a number or a .npy of n values')
     .option('--upper <b>', '2-point/3-point: upper bound, a number or a .npy of n values')
     .action((flags: FnFlags) => run('diff', flags, out, config));
@@ -101,21 +101,17 @@ export function registerFunctions(program: Command, out: Output, config: () => C
 
 async function run(kind: 'diff' | 'map', flags: FnFlags, out: Output, config: () => Config): Promise<void> {
   const op = `numgrad ${kind}`;
-  const choice = choiceOption(op, '--backend', flags.backend, ['auto', 'local', 'queue'] as const);
-  const threads = flags.threads === undefined ? undefined : intOption(op, '--threads', flags.threads, 1, 256);
-  const concurrency = flags.concurrency === undefined ? undefined : intOption(op, '--concurrency', flags.concurrency, 1, 4096);
-  const timeoutMs = intOption(op, '--timeout', flags.timeout, 1, MAX_FN_TIMEOUT_MS);
-  const shards = intOption(op, '--shards', flags.shards, 1, 4096);
+  const { backend: choice, threads, concurrency, timeout: timeoutMs, shards } = flags;
   const { X, k, n, batched } = readPoints(op, flags.x);
   const args = parseArgs(op, flags.args);
   const call = { fn: flags.function, args, timeoutMs };
   let spec: DiffSpec = { method: 'central' };
   if (kind === 'diff') {
     spec = {
-      method: choiceOption(op, '--method', flags.method, DIFF_METHODS),
-      ...(flags.h !== undefined ? { h: floatOption(op, '--h', flags.h, { gt: 0, max: 1 }) } : {}),
-      ...(flags.relStep !== undefined ? { relStep: floatOption(op, '--rel-step', flags.relStep) } : {}),
-      ...(flags.absStep !== undefined ? { absStep: floatOption(op, '--abs-step', flags.absStep) } : {}),
+      method: flags.method,
+      ...(flags.h !== undefined ? { h: flags.h } : {}),
+      ...(flags.relStep !== undefined ? { relStep: flags.relStep } : {}),
+      ...(flags.absStep !== undefined ? { absStep: flags.absStep } : {}),
       lower: readBound(op, '--lower', flags.lower, n),
       upper: readBound(op, '--upper', flags.upper, n),
     };

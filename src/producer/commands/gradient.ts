@@ -3,14 +3,14 @@ import type { Command } from 'commander';
 import { FdEngine, fdGradient, planGradient, planLoss } from '../../core/fd-engine.js';
 import { coordName } from '../../core/layout.js';
 import { analyticGradient, initParams, loss } from '../../core/network.js';
-import { DEFAULT_H } from '../../core/numerical.js';
+import { ValidationError } from '../../core/errors.js';
 import { Rng, miniBatchIndices } from '../../core/prng.js';
 import { openMnistRows } from '../../io/mnist.js';
 import { writeNpyFile } from '../../io/npy-file.js';
 import { checkMnistDir, indicesOption, paramsOption } from '../input-files.js';
 import { checkOutput, npyBytes } from '../../io/out-dir.js';
 import { LocalPool } from '../../workers/threads/pool.js';
-import { choiceOption, floatOption, intOption } from '../options.js';
+import { OPTIONS } from '../cli-options.js';
 import type { Output } from '../output.js';
 import type { Config } from '../../io/config.js';
 import { resolveBackend } from '../backend.js';
@@ -25,28 +25,29 @@ const TIMING = {
 export interface GradientFlags {
   params?: string;
   indices?: string;
-  hidden: string;
-  seed: string;
-  batch: string;
-  h: string;
+  hidden: number;
+  seed: number;
+  batch: number;
+  h: number;
   out?: string;
   check?: boolean;
   json?: boolean;
-  backend: string;
-  threads?: string;
-  shards: string;
+  backend: 'auto' | 'inline' | 'local' | 'queue';
+  threads?: number;
+  shards: number;
 }
 
 /** Params from --params, else the seeded initial net (--hidden, --seed); the batch from --indices, else seeded. */
-export function resolveInputs(op: string, flags: { params?: string; indices?: string; hidden: string; seed: string; batch: string }, mnistDir?: string) {
-  const seed = intOption(op, '--seed', flags.seed, 0);
+export function resolveInputs(op: string, flags: { params?: string; indices?: string; hidden: number; seed: number; batch: number }, mnistDir?: string) {
   // Files are checked at the edge (input-files.ts), so a bad one is reported against this command and
   // its option (`numgrad gradient: --params P.npy must be ...`), not against the core function that would trip on it.
-  const params = flags.params !== undefined ? paramsOption(op, flags.params) : initParams(intOption(op, '--hidden', flags.hidden, 1, 4096), new Rng(seed));
+  const params = flags.params !== undefined ? paramsOption(op, flags.params) : initParams(flags.hidden, new Rng(flags.seed));
   checkMnistDir(op, mnistDir);
   // Only the batch's images are read (openMnistRows), not the 47 MB training set.
   const train = openMnistRows('train', mnistDir);
-  const indices = flags.indices !== undefined ? indicesOption(op, flags.indices, train.count) : miniBatchIndices(seed, 0, intOption(op, '--batch', flags.batch, 1, train.count), train.count);
+  // --batch was checked against MNIST's 60000; a training set in --mnist-dir may hold fewer.
+  if (flags.indices === undefined && flags.batch > train.count) throw new ValidationError(op, '--batch', `an integer in [1, ${train.count}]`, String(flags.batch));
+  const indices = flags.indices !== undefined ? indicesOption(op, flags.indices, train.count) : miniBatchIndices(flags.seed, 0, flags.batch, train.count);
   const batch = train.gather(op, indices, flags.indices !== undefined ? '--indices' : 'indices');
   return { params, indices, batch };
 }
@@ -56,45 +57,34 @@ export function registerGradient(program: Command, out: Output, config: () => Co
   program
     .command('gradient')
     .description('the full gradient of the chapter-4 net by central differences, one coordinate at a time')
-    .option('--params <file>', 'parameters (.npy, float64, length 795·H+10); default: the seeded initial net')
-    .option('--hidden <H>', 'hidden units of the seeded initial net', '50')
-    .option('--seed <S>', 'seed of the initial net and of the batch', '0')
+    .addOption(OPTIONS.params('parameters (.npy, float64, length 795·H+10); default: the seeded initial net'))
+    .addOption(OPTIONS.hidden('hidden units of the seeded initial net'))
+    .addOption(OPTIONS.seed('seed of the initial net and of the batch'))
     .option('--indices <file>', 'training-set indices of the batch (.npy, int32/int64)')
-    .option('--batch <N>', 'size of the seeded batch', '100')
-    .option('--h <h>', 'central-difference step', String(DEFAULT_H))
+    .addOption(OPTIONS.batch('size of the seeded batch'))
+    .addOption(OPTIONS.h())
     .option('--out <file>', 'write the gradient as a float64 .npy')
     .option('--check', 'also compute the exact (backprop) gradient and report the max relative error')
-    .option('--json', 'print one JSON object on the last line of stdout')
-    .option('--backend <b>', 'auto (queue when Redis answers, else local), local (worker threads), queue (BullMQ workers), inline (this thread)', 'auto')
-    .option('--threads <N>', 'worker threads of the local backend or of an in-process worker (default: all cores)')
-    .option('--shards <N>', 'shards per gradient through the queue', '4')
+    .addOption(OPTIONS.json())
+    .addOption(OPTIONS.backend('auto (queue when Redis answers, else local), local (worker threads), queue (BullMQ workers), inline (this thread)', ['auto', 'inline', 'local', 'queue']))
+    .addOption(OPTIONS.threads())
+    .addOption(OPTIONS.shards('shards per gradient through the queue'))
     .action(async (flags: GradientFlags) => {
-      const h = floatOption(OP, '--h', flags.h, { gt: 0, max: 1 });
-      const choice = choiceOption(OP, '--backend', flags.backend, ['auto', 'inline', 'local', 'queue'] as const);
-      const threads = flags.threads === undefined ? undefined : intOption(OP, '--threads', flags.threads, 1, 256);
-      const shards = intOption(OP, '--shards', flags.shards, 1, 4096);
+      const { backend: choice, threads } = flags;
       // An explicit local backend starts its threads first: they boot while this thread reads the
       // inputs. One thread is this process's main thread: no worker to start at all.
       const early = choice === 'local' && (threads ?? availableParallelism()) > 1 ? new LocalPool({ threads, mnistDir: mnistDir() }) : undefined;
       try {
-        await gradientCommand(flags, { h, choice, threads, shards, early }, out, config);
+        await gradientCommand(flags, early, out, config);
       } finally {
         await early?.close();
       }
     });
 }
 
-interface Resolved {
-  readonly h: number;
-  readonly choice: 'auto' | 'inline' | 'local' | 'queue';
-  readonly threads: number | undefined;
-  readonly shards: number;
-  /** The local pool, started before the inputs were read (closed by the caller). */
-  readonly early: LocalPool | undefined;
-}
-
-async function gradientCommand(flags: GradientFlags, o: Resolved, out: Output, config: () => Config): Promise<void> {
-  const { h, choice, threads, shards } = o;
+/** `early`: the local pool, started before the inputs were read (closed by the caller). */
+async function gradientCommand(flags: GradientFlags, early: LocalPool | undefined, out: Output, config: () => Config): Promise<void> {
+  const { h, backend: choice, threads, shards } = flags;
   const { params, batch, indices } = resolveInputs(OP, flags, config().mnistDir);
   if (flags.out !== undefined) checkOutput({ op: OP, option: '--out', path: flags.out, kind: 'file', bytes: 2 * npyBytes(params.length) });
   let g: Float64Array;
@@ -128,13 +118,13 @@ async function gradientCommand(flags: GradientFlags, o: Resolved, out: Output, c
     where = 'local, 1 thread (this process\'s main thread)';
   } else {
     backend = 'local';
-    const pool = o.early ?? new LocalPool({ threads, mnistDir: config().mnistDir });
+    const pool = early ?? new LocalPool({ threads, mnistDir: config().mnistDir });
     try {
       // The loss comes from the plan's forward pass: bitwise loss(params, batch) (planLoss).
       ({ gradient: g, seconds, loss: L } = await pool.gradientOfBatch(params, batch, h));
       where = `local, ${pool.threads} thread${pool.threads > 1 ? 's' : ''}`;
     } finally {
-      if (pool !== o.early) await pool.close();
+      if (pool !== early) await pool.close();
     }
   }
   L ??= loss(params, batch);

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { Config } from '../../io/config.js';
+import { OPTIONS } from '../cli-options.js';
 import type { Output } from '../output.js';
 import { registerRetention } from './runs-retention.js';
 import { withClient } from './with-client.js';
@@ -11,7 +12,7 @@ export function registerRuns(program: Command, out: Output, config: () => Config
   const runsCommand = program
     .command('runs')
     .description('training runs in Redis: id, state, step, loss, accuracy (`runs rm`, `runs prune` remove them)')
-    .option('--json', 'print the runs as JSON')
+    .addOption(OPTIONS.json('print the runs as JSON'))
     .action(async (flags: { json?: boolean }) => {
       await withClient(config(), async (c) => {
         const runs = await c.listRuns();
@@ -30,7 +31,7 @@ export function registerRuns(program: Command, out: Output, config: () => Config
     .command('follow <run>')
     .description('follow a run until it ends and write its files')
     .option('--out <dir>', 'folder for params.npy, metrics.jsonl, curves.svg')
-    .option('--json', 'print one JSON summary on the last line of stdout')
+    .addOption(OPTIONS.json('print one JSON summary on the last line of stdout'))
     .action(async (id: string, flags: { out?: string; json?: boolean }) => {
       await withClient(config(), (c) => followRun(c, id, flags.out, out, flags.json));
     });

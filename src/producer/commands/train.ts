@@ -1,12 +1,11 @@
 import type { Command } from 'commander';
-import type { StepMetrics } from '../../core/training.js';
-import { trainConfig } from '../../core/training.js';
+import { type StepMetrics, type TrainConfig, trainConfig } from '../../core/training.js';
 import { NumgradError, ValidationError } from '../../core/errors.js';
 import type { Config } from '../../io/config.js';
 import { checkOutput, runOutputBytes } from '../../io/out-dir.js';
 import { LocalPool } from '../../workers/threads/pool.js';
 import { type BackendChoice, resolveBackend } from '../backend.js';
-import { choiceOption, floatOption, intOption } from '../options.js';
+import { OPTIONS, RECIPE } from '../cli-options.js';
 import type { Output } from '../output.js';
 import { Progress } from '../progress.js';
 import type { QueueClient } from '../queue-client.js';
@@ -16,51 +15,47 @@ import { trainLocal } from '../train-local.js';
 
 const OP = 'numgrad train';
 
-export interface TrainFlags {
-  backend: string;
-  threads?: string;
-  iters: string;
-  batch: string;
-  lr: string;
-  hidden: string;
-  seed: string;
-  h: string;
-  evalEvery: string;
-  out: string;
-  json?: boolean;
-  shards?: string;
-  detach?: boolean;
-  runId?: string;
+/** A training as its command's options gave it: parsed, checked, the recipe filled in. */
+export interface TrainRequest {
+  readonly backend: BackendChoice;
+  readonly cfg: TrainConfig;
+  /** Gradient shards per step through the queue. */
+  readonly shards: number;
+  /** Folder for params.npy, metrics.jsonl, curves.svg. */
+  readonly out: string;
+  readonly json?: boolean;
+  /** Queue: submit the run and return (it advances on the workers). */
+  readonly detach?: boolean;
+  readonly runId?: string;
 }
 
-export function trainFlagsToConfig(flags: TrainFlags) {
-  return trainConfig({
-    iters: intOption(OP, '--iters', flags.iters, 1, 10_000_000),
-    batch: intOption(OP, '--batch', flags.batch, 1, 60_000),
-    lr: floatOption(OP, '--lr', flags.lr, { gt: 0 }),
-    hidden: intOption(OP, '--hidden', flags.hidden, 1, 4096),
-    seed: intOption(OP, '--seed', flags.seed, 0),
-    h: floatOption(OP, '--h', flags.h, { gt: 0, max: 1 }),
-    evalEvery: intOption(OP, '--eval-every', flags.evalEvery, 1),
-  });
+interface TrainFlags extends Omit<TrainRequest, 'cfg'> {
+  readonly threads?: number;
+  readonly iters: number;
+  readonly batch: number;
+  readonly lr: number;
+  readonly hidden: number;
+  readonly seed: number;
+  readonly h: number;
+  readonly evalEvery: number;
 }
 
-export function addTrainOptions(cmd: Command): Command {
+function addTrainOptions(cmd: Command): Command {
   return cmd
-    .option('--backend <b>', 'auto (queue when Redis answers, else local), local (worker threads here), queue (BullMQ workers)', 'auto')
-    .option('--threads <N>', 'worker threads of the local backend or of an in-process worker (default: all cores)')
-    .option('--iters <N>', 'iterations', '10000')
-    .option('--batch <N>', 'mini-batch size', '100')
-    .option('--lr <lr>', 'learning rate', '0.1')
-    .option('--hidden <H>', 'hidden units', '50')
-    .option('--seed <S>', 'seed of the initial net and of every mini-batch', '0')
-    .option('--h <h>', 'central-difference step', '0.0001')
-    .option('--eval-every <N>', 'iterations per epoch (train/test accuracy)', '600')
-    .option('--out <dir>', 'folder for params.npy, metrics.jsonl, curves.svg', './out/train')
-    .option('--shards <N>', 'gradient shards per step through the queue', '4')
+    .addOption(OPTIONS.backend('auto (queue when Redis answers, else local), local (worker threads here), queue (BullMQ workers)'))
+    .addOption(OPTIONS.threads())
+    .addOption(OPTIONS.iters())
+    .addOption(OPTIONS.batch())
+    .addOption(OPTIONS.lr())
+    .addOption(OPTIONS.hidden())
+    .addOption(OPTIONS.seed('seed of the initial net and of every mini-batch'))
+    .addOption(OPTIONS.h())
+    .addOption(OPTIONS.evalEvery())
+    .option('--out <dir>', 'folder for params.npy, metrics.jsonl, curves.svg', RECIPE.out)
+    .addOption(OPTIONS.shards('gradient shards per step through the queue'))
     .option('--run-id <id>', 'id of the run in Redis (default: random)')
     .option('--detach', 'queue: submit the run, print its id and exit (it advances on the workers)')
-    .option('--json', 'print one JSON summary on the last line of stdout');
+    .addOption(OPTIONS.json('print one JSON summary on the last line of stdout'));
 }
 
 /** Installs Ctrl-C/SIGTERM handling: the first asks to stop, the second aborts. */
@@ -87,11 +82,11 @@ function epochLine(m: StepMetrics): string {
 }
 
 /** Runs the chapter-4 training on the local pool with progress, Ctrl-C handling and the output files. */
-export async function runLocalTraining(flags: TrainFlags, out: Output, config: Config, op = OP): Promise<void> {
-  const cfg = trainFlagsToConfig(flags);
+export async function runLocalTraining(req: TrainRequest, out: Output, config: Config, op = OP): Promise<void> {
+  const { cfg } = req;
   checkMnistDir(op, config.mnistDir);
   const pool = new LocalPool({ threads: config.threads, mnistDir: config.mnistDir });
-  out.line(`train: backend local, ${pool.threads} thread(s); ${cfg.iters} iterations, batch ${cfg.batch}, lr ${cfg.lr}, H ${cfg.hidden}, seed ${cfg.seed}, h ${cfg.h}; output in ${flags.out}`);
+  out.line(`train: backend local, ${pool.threads} thread(s); ${cfg.iters} iterations, batch ${cfg.batch}, lr ${cfg.lr}, H ${cfg.hidden}, seed ${cfg.seed}, h ${cfg.h}; output in ${req.out}`);
   const progress = new Progress(cfg.iters);
   const signal = stopSignal(progress, 'after the current iteration');
   try {
@@ -99,7 +94,7 @@ export async function runLocalTraining(flags: TrainFlags, out: Output, config: C
     const r = await trainLocal({
       cfg,
       pool,
-      out: flags.out,
+      out: req.out,
       shouldStop: signal.stop,
       onStep: (m) => {
         if (m.testAcc !== undefined) {
@@ -112,7 +107,7 @@ export async function runLocalTraining(flags: TrainFlags, out: Output, config: C
     progress.end();
     const last = r.metrics.filter((m) => m.testAcc !== undefined).at(-1);
     out.line(`${r.stopped ? 'stopped' : 'done'}: ${r.steps} iterations in ${r.seconds.toFixed(1)} s; final test accuracy ${last?.testAcc ?? 'n/a'}; wrote ${r.files.join(', ')}`);
-    if (flags.json) out.json({ command: 'train', backend: 'local', threads: pool.threads, steps: r.steps, stopped: r.stopped, seconds: r.seconds, trainAcc: last?.trainAcc ?? null, testAcc: last?.testAcc ?? null, files: r.files });
+    if (req.json) out.json({ command: 'train', backend: 'local', threads: pool.threads, steps: r.steps, stopped: r.stopped, seconds: r.seconds, trainAcc: last?.trainAcc ?? null, testAcc: last?.testAcc ?? null, files: r.files });
     if (r.stopped) process.exitCode = 130;
   } finally {
     signal.dispose();
@@ -131,7 +126,6 @@ export async function followRun(client: QueueClient, id: string, outDir: string 
   const progress = new Progress(first.iters);
   progress.from(first.step); // steps done before we watched are not part of the rate
   const signal = stopSignal(progress, 'following (the run goes on in Redis)');
-  const announced = new Set<number>();
   let lastLoss = NaN;
   try {
     const run = await client.follow(
@@ -139,8 +133,6 @@ export async function followRun(client: QueueClient, id: string, outDir: string 
       (m, r) => {
         lastLoss = m.loss;
         progress.update(m.iter + 1, `loss ${lastLoss.toFixed(4)} test_acc ${r.testAcc === null ? '-' : r.testAcc.toFixed(4)}`);
-        // Epoch lines are printed as their evaluations land (they run beside the next steps).
-        if (r.testAcc !== null && !announced.has(r.step)) announced.add(r.step);
       },
       200,
       signal.stop,
@@ -169,30 +161,29 @@ export async function followRun(client: QueueClient, id: string, outDir: string 
 }
 
 /** `alongside`: started once the queue backend is chosen (npm start's dashboard), closed at the end. */
-export async function runTraining(flags: TrainFlags, out: Output, config: Config, opts: { op?: string; inProcessWorker?: boolean; alongside?: (config: Config) => Promise<{ close(): Promise<void> }> } = {}): Promise<void> {
-  const choice = choiceOption(OP, '--backend', flags.backend, ['auto', 'local', 'queue'] as const) as BackendChoice;
-  const cfg = trainFlagsToConfig(flags);
-  const shards = intOption(OP, '--shards', flags.shards ?? '4', 1, 4096);
+export async function runTraining(req: TrainRequest, out: Output, config: Config, opts: { op?: string; inProcessWorker?: boolean; alongside?: (config: Config) => Promise<{ close(): Promise<void> }> } = {}): Promise<void> {
+  const { backend: choice, cfg, shards } = req;
+  const op = opts.op ?? OP;
   // Before anything is submitted or computed: a run that cannot be saved fails now, not at its end.
-  if (!flags.detach) checkOutput({ op: opts.op ?? OP, option: '--out', path: flags.out, kind: 'folder', bytes: runOutputBytes(cfg.iters, cfg.hidden) });
-  if (flags.detach && choice === 'local') throw new ValidationError(opts.op ?? OP, '--detach', 'used with --backend queue or auto (it submits the run to Redis and exits)', '--backend local');
+  if (!req.detach) checkOutput({ op, option: '--out', path: req.out, kind: 'folder', bytes: runOutputBytes(cfg.iters, cfg.hidden) });
+  if (req.detach && choice === 'local') throw new ValidationError(op, '--detach', 'used with --backend queue or auto (it submits the run to Redis and exits)', '--backend local');
   // A detached run lives on the queue: auto then means the queue (no in-process worker that would
   // leave with this process), and a Redis that does not answer is the error, not a fall-back.
-  const backend = await resolveBackend(flags.detach ? 'queue' : choice, config, out, { inProcessWorker: opts.inProcessWorker && !flags.detach }).catch((err: unknown) => {
-    if (flags.detach && err instanceof NumgradError) throw new NumgradError(`${opts.op ?? OP}: --detach needs the queue: ${err.message}`);
+  const backend = await resolveBackend(req.detach ? 'queue' : choice, config, out, { inProcessWorker: opts.inProcessWorker && !req.detach }).catch((err: unknown) => {
+    if (req.detach && err instanceof NumgradError) throw new NumgradError(`${op}: --detach needs the queue: ${err.message}`);
     throw err;
   });
-  if (backend.kind === 'local') return runLocalTraining(flags, out, config, opts.op ?? OP);
-  const extra = opts.alongside === undefined || flags.detach ? undefined : await opts.alongside(config);
+  if (backend.kind === 'local') return runLocalTraining(req, out, config, op);
+  const extra = opts.alongside === undefined || req.detach ? undefined : await opts.alongside(config);
   try {
-    const id = await backend.client.startRun(cfg, shards, flags.runId);
+    const id = await backend.client.startRun(cfg, shards, req.runId);
     out.line(`train: run ${id} submitted (${cfg.iters} iterations, batch ${cfg.batch}, lr ${cfg.lr}, H ${cfg.hidden}, seed ${cfg.seed}, h ${cfg.h}, ${shards} shards per step)`);
-    if (flags.detach) {
-      if (flags.json) out.json({ command: 'train', backend: 'queue', run: id, detached: true });
+    if (req.detach) {
+      if (req.json) out.json({ command: 'train', backend: 'queue', run: id, detached: true });
       return;
     }
     out.line(`train: following run ${id}; Ctrl-C stops following, the run goes on (\`numgrad follow ${id}\`)`);
-    await followRun(backend.client, id, flags.out, out, flags.json, opts.op ?? OP);
+    await followRun(backend.client, id, req.out, out, req.json, op);
   } finally {
     await extra?.close();
     await backend.close();
@@ -201,7 +192,7 @@ export async function runTraining(flags: TrainFlags, out: Output, config: Config
 
 export function registerTrain(program: Command, out: Output, config: () => Config): void {
   addTrainOptions(program.command('train').description('the chapter-4 training recipe with finite-difference gradients')).action(async (flags: TrainFlags) => {
-    const threads = flags.threads === undefined ? undefined : intOption(OP, '--threads', flags.threads, 1, 256);
-    await runTraining(flags, out, threads === undefined ? config() : { ...config(), threads });
+    const { threads, iters, batch, lr, hidden, seed, h, evalEvery, ...req } = flags;
+    await runTraining({ ...req, cfg: trainConfig({ iters, batch, lr, hidden, seed, h, evalEvery }) }, out, threads === undefined ? config() : { ...config(), threads });
   });
 }

@@ -4,19 +4,20 @@ import type { Command } from 'commander';
 import { NumgradError } from '../../core/errors.js';
 import { type Config, ENV, redactUrl } from '../../io/config.js';
 import { compiledSibling } from '../../io/compiled-path.js';
-import { intOption } from '../options.js';
+import { OPTIONS } from '../cli-options.js';
 import type { Output } from '../output.js';
 import { type Child, Supervisor } from '../supervisor.js';
 
 const OP = 'numgrad up';
 
 interface UpFlags {
-  workers: string;
-  threads?: string;
+  workers: number;
+  threads?: number;
   dashboard: boolean;
-  dashboardPort: string;
+  dashboardPort: number;
   dashboardHost: string;
-  grace: string;
+  /** Seconds. */
+  grace: number;
 }
 
 /** Resolves when `count` workers listen on the shards queue (false after `timeoutMs`). */
@@ -46,11 +47,10 @@ async function waitForWorkers(cfg: Config, count: number, timeoutMs: number, gav
  * them all (each worker finishes its active jobs first); a child that dies on its own is reported.
  */
 export async function runUp(flags: UpFlags, out: Output, cfg: Config, env: NodeJS.ProcessEnv): Promise<void> {
-  const workers = intOption(OP, '--workers', flags.workers, 1, 256);
+  const { workers, dashboardPort: port } = flags;
   // Threads per worker: the cores shared out, so N workers on one machine do not oversubscribe it.
-  const threads = flags.threads === undefined ? Math.max(1, Math.floor(availableParallelism() / workers)) : intOption(OP, '--threads', flags.threads, 1, 256);
-  const port = intOption(OP, '--dashboard-port', flags.dashboardPort, 1, 65_535);
-  const graceMs = intOption(OP, '--grace', flags.grace, 0) * 1000;
+  const threads = flags.threads ?? Math.max(1, Math.floor(availableParallelism() / workers));
+  const graceMs = flags.grace * 1000;
   const { redisAnswers } = await import('../../io/redis.js');
   const redis = await redisAnswers(cfg.redisUrl, 2_000);
   if (!redis.ok) {
@@ -134,12 +134,12 @@ export function registerUp(program: Command, out: Output, config: () => Config, 
   program
     .command('up')
     .description('the docker-compose topology without Docker: N worker processes and the dashboard on this machine; Ctrl-C stops them all')
-    .option('--workers <N>', 'worker processes', '2')
-    .option('--threads <T>', 'threads per worker (default: cores ÷ workers)')
-    .option('--dashboard-port <port>', 'dashboard port', '3000')
+    .addOption(OPTIONS.workers())
+    .addOption(OPTIONS.threads('threads per worker (default: cores ÷ workers)'))
+    .addOption(OPTIONS.dashboardPort())
     .option('--dashboard-host <host>', 'dashboard interface (0.0.0.0 to serve beyond this machine; needs DASHBOARD_TOKEN)', '127.0.0.1')
     .option('--no-dashboard', 'workers only')
-    .option('--grace <s>', 'seconds a child may take to finish its active jobs after SIGTERM before SIGKILL', '60')
+    .addOption(OPTIONS.upGrace())
     .action(async (flags: UpFlags) => {
       await runUp(flags, out, config(), env);
     });

@@ -2,23 +2,23 @@ import type { Command } from 'commander';
 import { NumgradError } from '../../core/errors.js';
 import type { Config } from '../../io/config.js';
 import { redactUrl } from '../../io/config.js';
-import { floatOption, intOption } from '../options.js';
+import { OPTIONS } from '../cli-options.js';
 
 export function registerWorker(program: Command, config: () => Config): void {
   program
     .command('worker')
     .description('a worker process: BullMQ workers feeding piscina threads (shards and reducers)')
-    .option('--threads <N>', 'worker threads (default: NUMGRAD_THREADS, else all cores)')
-    .option('--concurrency <N>', 'shard jobs in flight, and function evaluations in flight (default: 2 × threads)')
-    .option('--functions <dir>', 'folder of function modules to register (default: NUMGRAD_FUNCTIONS, else the built-ins only)')
+    .addOption(OPTIONS.threads('worker threads (default: NUMGRAD_THREADS, else all cores)'))
+    .addOption(OPTIONS.workerConcurrency())
+    .addOption(OPTIONS.functions('folder of function modules to register (default: NUMGRAD_FUNCTIONS, else the built-ins only)'))
     .option('--no-reducer', 'do not consume the reduce queue')
-    .option('--lock-duration <ms>', 'BullMQ lock duration', '30000')
-    .option('--stalled-interval <ms>', 'BullMQ stalled-job check interval', '30000')
-    .option('--grace <seconds>', 'on SIGTERM/SIGINT, how long active jobs may finish before they are handed back to the queue', '30')
-    .action(async (flags: { threads?: string; concurrency?: string; functions?: string; reducer: boolean; lockDuration: string; stalledInterval: string; grace: string }) => {
+    .addOption(OPTIONS.lockDuration())
+    .addOption(OPTIONS.stalledInterval())
+    .addOption(OPTIONS.workerGrace())
+    .action(async (flags: { threads?: number; concurrency?: number; functions?: string; reducer: boolean; lockDuration: number; stalledInterval: number; grace: number }) => {
       const cfg = config();
-      const grace = Number(flags.grace.trim()) === 0 && flags.grace.trim() !== '' ? 0 : floatOption('numgrad worker', '--grace', flags.grace, { gt: 0, max: 86_400 });
-      const threads = flags.threads === undefined ? cfg.threads : intOption('numgrad worker', '--threads', flags.threads, 1, 256);
+      const { grace } = flags;
+      const threads = flags.threads ?? cfg.threads;
       const [{ createLogger }, { QueueWorker }] = await Promise.all([import('../../io/logger.js'), import('../../workers/queue-worker.js')]);
       const logger = createLogger(cfg.logLevel, 'numgrad-worker');
       const functionsDir = flags.functions ?? cfg.functionsDir;
@@ -40,9 +40,9 @@ export function registerWorker(program: Command, config: () => Config): void {
         functionsDir,
         logger,
         reducer: flags.reducer,
-        concurrency: flags.concurrency === undefined ? undefined : intOption('numgrad worker', '--concurrency', flags.concurrency, 1, 1024),
-        lockDuration: intOption('numgrad worker', '--lock-duration', flags.lockDuration, 1000),
-        stalledInterval: intOption('numgrad worker', '--stalled-interval', flags.stalledInterval, 1000),
+        concurrency: flags.concurrency,
+        lockDuration: flags.lockDuration,
+        stalledInterval: flags.stalledInterval,
         onFatal: (message) => onFatal(message),
       });
       logger.info({ redis: redactUrl(cfg.redisUrl), prefix: cfg.prefix, threads, reducer: flags.reducer }, 'worker starting');
