@@ -2,6 +2,7 @@ import { Option } from 'commander';
 import { DEFAULT_FN_TIMEOUT_MS, MAX_FN_TIMEOUT_MS } from '../core/contract.js';
 import { DIFF_METHODS } from '../core/numdiff.js';
 import { TRAIN_DEFAULTS } from '../core/training.js';
+import { WORKER_DEFAULTS } from '../workers/worker-options.js';
 import { choiceOption, floatOption, intOption } from './options.js';
 
 /**
@@ -66,8 +67,8 @@ export const OPTIONS = {
   absStep: () => float('--abs-step <a>', "2-point/3-point: SciPy's abs_step", {}),
   // worker
   workerConcurrency: () => int('--concurrency <N>', 'shard jobs in flight, and function evaluations in flight (default: 2 × threads)', 1, 1024),
-  lockDuration: () => int('--lock-duration <ms>', 'BullMQ lock duration', 1000, undefined, 30_000),
-  stalledInterval: () => int('--stalled-interval <ms>', 'BullMQ stalled-job check interval', 1000, undefined, 30_000),
+  lockDuration: () => int('--lock-duration <ms>', 'BullMQ lock duration', 1000, undefined, WORKER_DEFAULTS.lockDuration),
+  stalledInterval: () => int('--stalled-interval <ms>', 'BullMQ stalled-job check interval', 1000, undefined, WORKER_DEFAULTS.stalledInterval),
   /** Seconds: 0 hands active jobs back at once. */
   workerGrace: () =>
     parsed('--grace <seconds>', 'on SIGTERM/SIGINT, how long active jobs may finish before they are handed back to the queue', (f, raw) => (raw.trim() !== '' && Number(raw.trim()) === 0 ? 0 : floatOption(EDGE, f, raw, { gt: 0, max: 86_400 })), 30),
