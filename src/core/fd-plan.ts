@@ -1,7 +1,7 @@
 import type { Batch } from './dataset.js';
 import { ValidationError } from './errors.js';
 import { CLASSES, INPUTS, hiddenFromLength } from './layout.js';
-import { CEE_DELTA } from './losses.js';
+import { sampleCrossEntropy } from './losses.js';
 import { checkStep, DEFAULT_H } from './numerical.js';
 import { forward, softmaxParts } from './network.js';
 import { pairwiseSum } from './sum.js';
@@ -95,7 +95,7 @@ export function planGradient(params: Float64Array, batch: Batch, h = DEFAULT_H):
 export function planLoss(plan: FdPlan): number {
   const losses = new Float64Array(plan.count);
   for (let n = 0; n < plan.count; n++) {
-    losses[n] = -Math.log(plan.e[n * CLASSES + plan.labels[n]] / plan.S[n] + CEE_DELTA);
+    losses[n] = sampleCrossEntropy(plan.e[n * CLASSES + plan.labels[n]] / plan.S[n]);
   }
   return pairwiseSum(losses) / plan.count;
 }
@@ -107,7 +107,7 @@ export function logitShiftLoss(plan: FdPlan, n: number, k: number, d: number): n
   const ek = plan.e[q + k];
   const S = plan.S[n] + ek * Math.expm1(d);
   const et = t === k ? ek * Math.exp(d) : plan.e[q + t];
-  return -Math.log(et / S + CEE_DELTA);
+  return sampleCrossEntropy(et / S);
 }
 
 /**
