@@ -13,6 +13,7 @@ import { DEFAULT_QUEUE_SHARDS, EVENTS_STREAMS, evaluationFlow, gradientFlow, job
 import { Keys } from '../queue/keys.js';
 import { openReduceEvents } from '../queue/reduce-events.js';
 import { RunRetention } from '../queue/retention.js';
+import { evaluationsByIter, withEvaluations } from '../queue/run-evaluations.js';
 import type { ListedRun } from '../queue/run-record.js';
 import { type RunSummary, Store } from '../queue/store.js';
 import { resumeRun } from './run-resume.js';
@@ -314,15 +315,7 @@ export class QueueClient {
   async runMetrics(id: string): Promise<StepMetrics[]> {
     await this.ready();
     const lines = (await this.store.metrics(id)).map((l) => JSON.parse(l) as StepMetrics);
-    const evals = await this.store.evals(id);
-    return lines.map((m) => {
-      const tr = evals[`${m.iter}:train`];
-      const te = evals[`${m.iter}:test`];
-      if (tr === undefined || te === undefined) return m;
-      const a = JSON.parse(tr) as { loss: number; accuracy: number };
-      const b = JSON.parse(te) as { loss: number; accuracy: number };
-      return { ...m, trainAcc: a.accuracy, testAcc: b.accuracy, trainLoss: a.loss, testLoss: b.loss };
-    });
+    return withEvaluations(lines, evaluationsByIter(await this.store.evals(id)));
   }
 
   /** The run's final params (done), or its current params (running). */
