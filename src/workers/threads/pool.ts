@@ -24,7 +24,8 @@ export interface PoolOptions {
   evalShardSize?: number;
 }
 
-export interface GradientResult {
+/** A gradient computed on this pool's threads (a queued gradient's job result is contract.ts GradientResult). */
+export interface PoolGradient {
   readonly gradient: Float64Array;
   /** Mean loss of the batch at θ (from the same forward pass). */
   readonly loss: number;
@@ -34,7 +35,8 @@ export interface GradientResult {
   readonly seconds: number;
 }
 
-export interface EvaluationResult {
+/** An evaluation on this pool's threads (a queued evaluation's job result is contract.ts EvaluationResult). */
+export interface PoolEvaluation {
   readonly loss: number;
   readonly accuracy: number;
   readonly count: number;
@@ -177,18 +179,18 @@ export class LocalPool {
   }
 
   /** The gradient at `params` on the training samples `indices`, by central differences. */
-  async gradient(params: Float64Array, indices: ArrayLike<number>, h?: number): Promise<GradientResult> {
+  async gradient(params: Float64Array, indices: ArrayLike<number>, h?: number): Promise<PoolGradient> {
     const t0 = performance.now();
     return this.gradientOf(this.prepareGradient(params, indices, h), params, t0);
   }
 
   /** The gradient on a batch the caller holds; `seconds` counts from the plan, as `gradient`'s does. */
-  async gradientOfBatch(params: Float64Array, batch: Batch, h?: number): Promise<GradientResult> {
+  async gradientOfBatch(params: Float64Array, batch: Batch, h?: number): Promise<PoolGradient> {
     const t0 = performance.now();
     return this.gradientOf(this.prepareBatch(params, batch, h), params, t0);
   }
 
-  private async gradientOf(prepared: PreparedGradient, params: Float64Array, t0: number): Promise<GradientResult> {
+  private async gradientOf(prepared: PreparedGradient, params: Float64Array, t0: number): Promise<PoolGradient> {
     const { values, shards, units } = await this.gradientRange(prepared, 0, params.length);
     this.releaseGradient(prepared);
     return { gradient: values, loss: prepared.loss, shards, units, seconds: (performance.now() - t0) / 1000 };
@@ -202,7 +204,7 @@ export class LocalPool {
   }
 
   /** Mean cross-entropy and accuracy over a whole split, or over training samples `indices`. */
-  async evaluate(params: Float64Array, what: Split | { indices: Int32Array }): Promise<EvaluationResult> {
+  async evaluate(params: Float64Array, what: Split | { indices: Int32Array }): Promise<PoolEvaluation> {
     const t0 = performance.now();
     const split: Split = typeof what === 'string' ? what : 'train';
     const data = loadMnist(split, this.opts.mnistDir);
