@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { EventEmitter } from 'node:events';
 import { FlowProducer, type FlowJob, Job, Queue, QueueEvents } from 'bullmq';
 import {
   DEFAULT_FN_TIMEOUT_MS, FN_JOBS, type FnDiffShardData, type FnMapShardData, type FnReduceData, FnResult, MAX_FN_DIM, QUEUES, parsePayload,
@@ -10,6 +9,7 @@ import { splitEven } from '../core/shard.js';
 import { type Connection, connect, sanitize } from '../io/redis.js';
 import { f64ToBase64 } from '../queue/codec.js';
 import { EVENTS_STREAMS, PARENT_OPTS, SHARD_OPTS, jobId } from '../queue/flows.js';
+import { failedShard, watchJob } from '../queue/job-watch.js';
 import { Keys } from '../queue/keys.js';
 import { openReduceEvents } from '../queue/reduce-events.js';
 import { Store } from '../queue/store.js';
@@ -86,7 +86,7 @@ export class FunctionClient {
 
   private async submit(name: string, id: string, data: FnReduceData, children: FlowJob[], onProgress?: (done: number, total: number) => void): Promise<{ values: Float64Array; result: FnResult; jobId: string }> {
     const events = await this.queueEvents();
-    const done = this.watch(events, id);
+    const watch = watchJob(events, id, this.opts.timeoutMs ?? 3_600_000);
     let poll: NodeJS.Timeout | undefined;
     try {
       await this.flows.add({ name, queueName: QUEUES.reduce, data, opts: { ...PARENT_OPTS, attempts: 1, jobId: id }, children });
@@ -101,7 +101,7 @@ export class FunctionClient {
       }
       let raw: unknown;
       try {
-        raw = await done.promise;
+        raw = await watch.done;
       } catch (err) {
         throw new NumgradError(await this.childReason(err instanceof Error ? err.message : String(err)));
       }
@@ -112,7 +112,7 @@ export class FunctionClient {
       return { values, result, jobId: id };
     } finally {
       if (poll) clearInterval(poll);
-      done.stop();
+      watch.stop();
     }
   }
 
@@ -125,33 +125,9 @@ export class FunctionClient {
     return this.events;
   }
 
-  /** Listened for before the flow is added (see QueueClient.watch for why). */
-  private watch(events: QueueEvents, id: string): { promise: Promise<unknown>; stop: () => void } {
-    const ms = this.opts.timeoutMs ?? 3_600_000;
-    const emitter = events as unknown as EventEmitter;
-    let stop = (): void => undefined;
-    const promise = new Promise<unknown>((resolve, reject) => {
-      const completed = (a: { returnvalue: unknown }): void => (stop(), resolve(a.returnvalue));
-      const failed = (a: { failedReason: string }): void => (stop(), reject(new Error(a.failedReason)));
-      const timer = setTimeout(() => failed({ failedReason: `job ${id} did not finish within ${ms} ms` }), ms);
-      emitter.on(`completed:${id}`, completed);
-      emitter.on(`failed:${id}`, failed);
-      stop = () => {
-        clearTimeout(timer);
-        emitter.off(`completed:${id}`, completed);
-        emitter.off(`failed:${id}`, failed);
-      };
-    });
-    promise.catch(() => undefined);
-    return { promise, stop };
-  }
-
   /** A parent failed by a shard (`child <key> failed`) fails with the shard's own reason. */
   private async childReason(reason: string): Promise<string> {
-    const m = /^child (.+) failed$/.exec(reason);
-    const at = `${this.opts.prefix}:${QUEUES.shards}:`;
-    if (m === null || !m[1].startsWith(at)) return reason;
-    const child = await this.shards.getJob(m[1].slice(at.length)).catch(() => undefined);
+    const child = await failedShard(this.shards, this.opts.prefix, reason);
     return child?.failedReason ? child.failedReason : reason;
   }
 
