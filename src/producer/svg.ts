@@ -4,6 +4,7 @@
  */
 
 import { FONT, MARGIN, PALETTE, escapeXml, frame, niceDomain, px, svgDocument } from './svg-frame.js';
+import { ValidationError } from '../core/errors.js';
 
 export type Point = [number, number];
 
@@ -146,7 +147,7 @@ export function stackCharts(parts: string[], gap = 0): string {
   const nested: string[] = [];
   for (const part of parts) {
     const m = /<svg\b[^>]*\bwidth="([\d.]+)"[^>]*\bheight="([\d.]+)"/.exec(part);
-    if (!m) throw new Error('stackCharts: each part must be an <svg> with width and height');
+    if (!m) throw new ValidationError('stackCharts', 'each part', 'an <svg> with width and height', part);
     nested.push(part.trim().replace(/^<svg\b/, `<svg x="0" y="${y}"`));
     width = Math.max(width, Number(m[1]));
     y += Number(m[2]) + gap;

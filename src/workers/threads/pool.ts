@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { type Batch, checkIndices, gatherBatch } from '../../core/dataset.js';
-import { ValidationError } from '../../core/errors.js';
+import { NumgradError, ValidationError } from '../../core/errors.js';
 import { planGradient, planLoss } from '../../core/fd-engine.js';
 import { UNIT_COORDS, countUnits, scheduleGradient, scheduleLength } from '../../core/fd-schedule.js';
 import { packPlan } from '../../core/plan-buffer.js';
@@ -172,7 +172,7 @@ export class LocalPool {
     task.schedule.set(schedule);
     const runs = Array.from({ length: Math.min(this.threads, units) }, async () => (await this.pool.run(task, { name: 'fdClaim' })) as number);
     const ran = (await Promise.all(runs)).reduce((a, b) => a + b, 0);
-    if (ran !== units) throw new Error(`gradientRange: ${ran} of ${units} units ran`);
+    if (ran !== units) throw new NumgradError(`gradientRange: ${ran} of ${units} units ran`);
     const values = task.out.slice();
     this.buffers.giveBack(buffer);
     return { values, shards: countUnits(schedule, UNIT_COORDS), units };
