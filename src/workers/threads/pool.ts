@@ -1,8 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { type Batch, checkIndices, gatherBatch } from '../../core/dataset.js';
+import { type Batch, checkIndices, gatherRows } from '../../core/dataset.js';
 import { NumgradError, ValidationError } from '../../core/errors.js';
-import { planGradient, planLoss } from '../../core/fd-engine.js';
+import { type FdPlan, planGradient, planLoss } from '../../core/fd-engine.js';
+import { planGradientOfCheckedParams } from '../../core/fd-plan.js';
 import { UNIT_COORDS, countUnits, scheduleGradient, scheduleLength } from '../../core/fd-schedule.js';
 import { packPlan } from '../../core/plan-buffer.js';
 import { RangeAssembler, reduceEvaluation } from '../../core/reduce.js';
@@ -110,14 +111,18 @@ export class LocalPool {
   prepareGradient(params: Float64Array, indices: ArrayLike<number>, h?: number): PreparedGradient {
     const train = loadMnist('train', this.opts.mnistDir);
     checkIndices('gradient', indices, train.count);
-    return this.prepareBatch(params, gatherBatch(train, indices), h);
+    return this.prepareBatch(params, gatherRows(train, indices), h);
   }
 
   /** prepareGradient for a batch the caller already holds (e.g. read by openMnistRows). */
   prepareBatch(params: Float64Array, batch: Batch, h?: number): PreparedGradient {
-    const plan = planGradient(params, batch, h);
+    return this.share(planGradient(params, batch, h));
+  }
+
+  /** The plan packed into a shared buffer from the pool's spares. */
+  private share(plan: FdPlan): PreparedGradient {
     const buffer = packPlan(plan, (n) => this.buffers.take(n)) as SharedArrayBuffer;
-    return { planId: nextPlanId++, buffer, coords: params.length, hidden: plan.hidden, rows: plan.rowSample.length, loss: planLoss(plan) };
+    return { planId: nextPlanId++, buffer, coords: plan.params.length, hidden: plan.hidden, rows: plan.rowSample.length, loss: planLoss(plan) };
   }
 
   /**
@@ -132,11 +137,13 @@ export class LocalPool {
    * Derivatives [start, end) of the gradient named `key` (a name for its θ, batch and h), and the
    * batch loss at θ, on every thread. The shards of one gradient share one plan, made by `input` on
    * the first of them and handed back for reuse once it has left the cache and no shard uses it.
+   * `input`'s params are finite and its indices in range: checked once where they entered (the
+   * shard processor checks both as it loads a job from Redis), so not again here.
    */
   async gradientShardOf(key: string, input: () => { params: Float64Array; indices: ArrayLike<number>; h: number }, start: number, end: number): Promise<{ values: Float64Array; loss: number }> {
     const make = (): PreparedGradient => {
       const i = input();
-      return this.prepareGradient(i.params, i.indices, i.h);
+      return this.share(planGradientOfCheckedParams(i.params, gatherRows(loadMnist('train', this.opts.mnistDir), i.indices), i.h));
     };
     return this.plans.with(key, make, async (g) => ({ values: (await this.gradientRange(g, start, end)).values, loss: g.loss }));
   }
