@@ -1,21 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { FlowProducer, Queue, QueueEvents } from 'bullmq';
-import { CONTRACT_VERSION, type EvaluationData, type EvaluationResult, type GradientData, GradientResult, QUEUES, parsePayload } from '../core/contract.js';
+import { CONTRACT_VERSION, type EvaluationData, type EvaluationResult, type GradientData, GradientResult, parsePayload } from '../core/contract.js';
 import { NumgradError, ValidationError } from '../core/errors.js';
 import { hiddenFromLength } from '../core/layout.js';
 import { type StepMetrics, type TrainConfig, initialParams } from '../core/training.js';
 import { redactUrl } from '../io/config.js';
-import { type Connection, connect, isAuthError, sanitize, waitReady } from '../io/redis.js';
+import { isAuthError, sanitize, waitReady } from '../io/redis.js';
 import { checkClusterPrefix } from '../io/redis-url.js';
 import { i32ToBase64 } from '../queue/codec.js';
-import { DEFAULT_QUEUE_SHARDS, EVENTS_STREAMS, evaluationFlow, gradientFlow, jobId, trainStepFlow } from '../queue/flows.js';
+import { DEFAULT_QUEUE_SHARDS, evaluationFlow, gradientFlow, jobId, trainStepFlow } from '../queue/flows.js';
 import { failedShard } from '../queue/job-watch.js';
-import { Keys } from '../queue/keys.js';
-import { openReduceEvents } from '../queue/reduce-events.js';
+import { ProducerQueues } from '../queue/producer-queues.js';
 import { RunRetention } from '../queue/retention.js';
 import { evaluationsByIter, withEvaluations } from '../queue/run-evaluations.js';
 import type { ListedRun } from '../queue/run-record.js';
-import { type RunSummary, Store } from '../queue/store.js';
+import type { RunSummary, Store } from '../queue/store.js';
 import { type ReduceFlowContext, runReduceFlow } from './reduce-flow.js';
 import { followRun } from './run-follow.js';
 import { resumeRun } from './run-resume.js';
@@ -35,34 +33,21 @@ const newId = (): string => randomBytes(6).toString('hex');
  */
 export class QueueClient {
   readonly store: Store;
-  private readonly conn: Connection;
-  private readonly flows: FlowProducer;
-  private readonly reduce: Queue;
-  private readonly shards: Queue;
-  private events: QueueEvents | undefined;
-  private eventsConn: Connection | undefined;
+  private readonly q: ProducerQueues;
   private closing: Promise<void> | undefined;
   private readying: Promise<void> | undefined;
 
   constructor(private readonly opts: QueueClientOptions) {
     checkClusterPrefix(opts.redisUrl, opts.prefix);
-    this.conn = connect(opts.redisUrl, 'producer');
-    this.store = new Store(this.conn, new Keys(opts.prefix));
-    this.flows = new FlowProducer({ connection: this.conn, prefix: opts.prefix });
-    // Events streams are capped so BullMQ's bookkeeping stays bounded.
-    this.reduce = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
-    this.shards = new Queue(QUEUES.shards, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
-    // Errors reach the caller through commands and ping(). Without a listener BullMQ prints each
-    // 'error' event with console.error, and an auth error's stack carries the AUTH command and its password.
-    this.flows.on('error', () => undefined);
-    for (const q of [this.reduce, this.shards]) q.on('error', () => undefined);
+    this.q = new ProducerQueues(opts.redisUrl, opts.prefix);
+    this.store = this.q.store;
   }
 
   /** Checks the connection once; a wrong URL or password is a clear error, not a hang. */
   async ping(timeoutMs = 5_000): Promise<void> {
     try {
-      await waitReady(this.conn, timeoutMs, true);
-      await this.conn.ping();
+      await waitReady(this.q.conn, timeoutMs, true);
+      await this.q.conn.ping();
       this.readying ??= Promise.resolve(); // commands need not ping again
     } catch (err) {
       if (isAuthError(err)) throw new NumgradError(`Redis at ${this.redactedUrl()} refused the credentials (check the password in --redis / REDIS_URL): ${sanitize(err, this.opts.redisUrl)}`);
@@ -89,20 +74,11 @@ export class QueueClient {
 
   async workersOnline(): Promise<number> {
     await this.ready();
-    return this.shards.getWorkersCount();
-  }
-
-  private async queueEvents(): Promise<QueueEvents> {
-    if (this.events === undefined) {
-      const { events, conn } = await openReduceEvents(this.opts.redisUrl, this.opts.prefix);
-      this.eventsConn = conn;
-      this.events = events;
-    }
-    return this.events;
+    return this.q.shards.getWorkersCount();
   }
 
   private async flowContext(): Promise<ReduceFlowContext> {
-    return { store: this.store, flows: this.flows, events: await this.queueEvents(), timeoutMs: this.opts.timeoutMs ?? 600_000, childReason: (r) => this.childReason(r) };
+    return { store: this.store, flows: this.q.flows, events: await this.q.reduceEvents(), timeoutMs: this.opts.timeoutMs ?? 600_000, childReason: (r) => this.childReason(r) };
   }
 
   /** The gradient at `params` on training samples `indices`: a flow of `shards` fd-shards and a reducer. */
@@ -147,7 +123,7 @@ export class QueueClient {
       await this.store.release(version, jobId('run', id, 'step', 0));
       throw new ValidationError('train', '--run-id', 'a new run id', `${id} (exists already)`);
     }
-    await this.flows.add(trainStepFlow(id, 0, version, cfg.hidden, cfg.seed, cfg.batch, cfg.h, shards));
+    await this.q.flows.add(trainStepFlow(id, 0, version, cfg.hidden, cfg.seed, cfg.batch, cfg.h, shards));
     return id;
   }
 
@@ -171,7 +147,7 @@ export class QueueClient {
   /** Removal of runs and every key they have (`numgrad runs rm`, `numgrad runs prune`). */
   async retention(): Promise<RunRetention> {
     await this.ready();
-    return new RunRetention(this.store, { shards: this.shards, reduce: this.reduce });
+    return new RunRetention(this.store, { shards: this.q.shards, reduce: this.q.reduce });
   }
 
   async cancel(id: string): Promise<RunSummary> {
@@ -184,19 +160,19 @@ export class QueueClient {
   /** Restarts a failed or cancelled run from its last completed step (see run-resume.ts). */
   async resume(id: string): Promise<RunSummary> {
     await this.ready();
-    return resumeRun({ store: this.store, flows: this.flows, reduce: this.reduce }, id);
+    return resumeRun({ store: this.store, flows: this.q.flows, reduce: this.q.reduce }, id);
   }
 
   /** The failed shard's own reason (`child <key> failed` names it), else `reason`. */
   private async childReason(reason: string): Promise<string> {
-    const child = await failedShard(this.shards, this.opts.prefix, reason);
+    const child = await failedShard(this.q.shards, this.opts.prefix, reason);
     return child?.failedReason ? `${child.failedReason} (shard ${child.id})` : reason;
   }
 
   /** The reason a run's current step failed for good, if it did (a shard that failed fails its step). */
   async stepFailure(run: RunSummary): Promise<string | undefined> {
     await this.ready();
-    const job = await this.reduce.getJob(jobId('run', run.id, 'step', run.step));
+    const job = await this.q.reduce.getJob(jobId('run', run.id, 'step', run.step));
     if (job !== undefined && (await job.getState()) === 'failed') return this.childReason(job.failedReason);
     return undefined;
   }
@@ -210,7 +186,7 @@ export class QueueClient {
       store: this.store,
       run: (runId) => this.runNow(runId),
       stepFailure: (run) => this.stepFailure(run),
-      connected: () => this.conn.status === 'ready',
+      connected: () => this.q.conn.status === 'ready',
       outage: (down, err) => new NumgradError(`Redis at ${this.redactedUrl()} has not answered for ${Math.round(down / 1000)} s while following run ${id} (${sanitize(err, this.opts.redisUrl)}); the run stays in Redis: \`numgrad follow ${id}\` once it is back`),
     }, id, onUpdate, pollMs, shouldStop);
   }
@@ -232,16 +208,7 @@ export class QueueClient {
   }
 
   close(): Promise<void> {
-    if (this.closing === undefined) {
-      this.closing = (async () => {
-        await this.events?.close();
-        this.eventsConn?.disconnect();
-        await this.flows.close();
-        await this.reduce.close();
-        await this.shards.close();
-        this.conn.disconnect();
-      })();
-    }
+    this.closing ??= this.q.close();
     return this.closing;
   }
 }
