@@ -4,13 +4,6 @@ export function sigmoid(x: number): number {
   return 1 / (1 + Math.exp(-x));
 }
 
-/** Elementwise sigmoid of a vector (new array). */
-export function sigmoidVec(x: Float64Array): Float64Array {
-  const out = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = 1 / (1 + Math.exp(-x[i]));
-  return out;
-}
-
 /**
  * Row-wise softmax. Subtracting each row's maximum before exp keeps every exponent ≤ 0, so
  * exp never overflows (softmax is invariant to a constant shift): [1010, 1000, 990] gives finite

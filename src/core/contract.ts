@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { ValidationError } from './errors.js';
-import { CLASSES, INPUTS, paramCount } from './layout.js';
+import { paramCount } from './layout.js';
 
 export const CONTRACT_VERSION = 1;
 
@@ -241,9 +241,4 @@ export function parsePayload<T>(schema: z.ZodType<T>, job: string, data: unknown
   for (const p of pathParts) got = got !== null && typeof got === 'object' ? (got as Record<string, unknown>)[p] : undefined;
   const field = pathParts.length ? `data.${pathParts.join('.')}` : 'data';
   throw got === undefined ? new ValidationError(job, field, `${expected} (it is missing)`) : new ValidationError(job, field, expected, got);
-}
-
-/** Bytes of a params vector for H, for size checks before anything is allocated. */
-export function paramsBytes(hidden: number): number {
-  return (INPUTS * hidden + hidden + hidden * CLASSES + CLASSES) * 8;
 }

@@ -26,6 +26,11 @@ export function checkIndices(op: string, indices: ArrayLike<number>, datasetSize
 
 export function gatherBatch(data: Dataset, indices: ArrayLike<number>): Batch {
   checkIndices('gatherBatch', indices, data.count);
+  return gatherRows(data, indices);
+}
+
+/** gatherBatch for indices checked where they entered (a CLI option, a job loaded from Redis). */
+export function gatherRows(data: Dataset, indices: ArrayLike<number>): Batch {
   const n = indices.length;
   const pixels = new Uint8Array(n * INPUTS);
   const labels = new Uint8Array(n);

@@ -3,7 +3,7 @@ import { ValidationError } from './errors.js';
 import { expm1Small } from './expm1-small.js';
 import { type FdPlan, logitShiftLoss, planGradient, rowsNeeded } from './fd-plan.js';
 import { CLASSES, type Layout, layout } from './layout.js';
-import { CEE_DELTA } from './losses.js';
+import { guardedLogRatio } from './losses.js';
 import { DEFAULT_H } from './numerical.js';
 import { rowsKernel } from './wasm/memo-rows.js';
 
@@ -222,7 +222,7 @@ export class FdEngine {
       }
       const pP = (et0 + dtP) / (S0 + dSP);
       const pM = (et0 + dtM) / (S0 + dSM);
-      memo[base + j] = Math.log((pM + CEE_DELTA) / (pP + CEE_DELTA));
+      memo[base + j] = guardedLogRatio(pM, pP);
     }
     Atomics.store(this.done, r, 1);
     this.rowsComputed++;

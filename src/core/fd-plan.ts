@@ -1,9 +1,9 @@
 import type { Batch } from './dataset.js';
 import { ValidationError } from './errors.js';
 import { CLASSES, INPUTS, hiddenFromLength } from './layout.js';
-import { CEE_DELTA } from './losses.js';
+import { sampleCrossEntropy } from './losses.js';
 import { checkStep, DEFAULT_H } from './numerical.js';
-import { forward, softmaxParts } from './network.js';
+import { checkFinite, forward, softmaxParts } from './network.js';
 import { pairwiseSum } from './sum.js';
 
 /**
@@ -38,13 +38,29 @@ export interface FdPlan {
 
 /** Validates the inputs and builds the plan (the cached forward pass and the sparsity structure). */
 export function planGradient(params: Float64Array, batch: Batch, h = DEFAULT_H): FdPlan {
+  checkShape(params, batch, h);
+  checkFinite('gradient', params);
+  return buildPlan(params, batch, h);
+}
+
+/**
+ * planGradient for params whose values were checked finite where they entered (the shard processor
+ * checks a snapshot once, as it loads it from Redis); their shape and h are still checked.
+ */
+export function planGradientOfCheckedParams(params: Float64Array, batch: Batch, h = DEFAULT_H): FdPlan {
+  checkShape(params, batch, h);
+  return buildPlan(params, batch, h);
+}
+
+function checkShape(params: Float64Array, batch: Batch, h: number): void {
   checkStep('gradient', h);
   if (h > 1) throw new ValidationError('gradient', 'h', 'a number in (0, 1]', h);
-  const H = hiddenFromLength(params.length);
+  hiddenFromLength(params.length);
   if (batch.count < 1) throw new ValidationError('gradient', 'batch', 'a non-empty batch of samples', 'an empty batch');
-  for (let c = 0; c < params.length; c++) {
-    if (!Number.isFinite(params[c])) throw new ValidationError('gradient', `params[${c}]`, 'a finite number', params[c]);
-  }
+}
+
+function buildPlan(params: Float64Array, batch: Batch, h: number): FdPlan {
+  const H = hiddenFromLength(params.length);
   const N = batch.count;
   const f = forward(params, batch);
   const { e, S } = softmaxParts(f);
@@ -95,7 +111,7 @@ export function planGradient(params: Float64Array, batch: Batch, h = DEFAULT_H):
 export function planLoss(plan: FdPlan): number {
   const losses = new Float64Array(plan.count);
   for (let n = 0; n < plan.count; n++) {
-    losses[n] = -Math.log(plan.e[n * CLASSES + plan.labels[n]] / plan.S[n] + CEE_DELTA);
+    losses[n] = sampleCrossEntropy(plan.e[n * CLASSES + plan.labels[n]] / plan.S[n]);
   }
   return pairwiseSum(losses) / plan.count;
 }
@@ -107,7 +123,7 @@ export function logitShiftLoss(plan: FdPlan, n: number, k: number, d: number): n
   const ek = plan.e[q + k];
   const S = plan.S[n] + ek * Math.expm1(d);
   const et = t === k ? ek * Math.exp(d) : plan.e[q + t];
-  return -Math.log(et / S + CEE_DELTA);
+  return sampleCrossEntropy(et / S);
 }
 
 /**

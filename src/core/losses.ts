@@ -8,6 +8,24 @@ import { pairwiseSum } from './sum.js';
  */
 export const CEE_DELTA = 1e-7;
 
+/** log(p + δ): the guarded log of a predicted probability p. */
+export function guardedLog(p: number): number {
+  return Math.log(p + CEE_DELTA);
+}
+
+/** One sample's cross-entropy −log(p + δ), p the predicted probability of its true class. */
+export function sampleCrossEntropy(p: number): number {
+  return -guardedLog(p);
+}
+
+/**
+ * log((p₋ + δ)/(p₊ + δ)) = sampleCrossEntropy(p₊) − sampleCrossEntropy(p₋) in exact arithmetic: one
+ * log of a ratio near 1 instead of two logs subtracted (the finite-difference engine's difference).
+ */
+export function guardedLogRatio(pMinus: number, pPlus: number): number {
+  return Math.log((pMinus + CEE_DELTA) / (pPlus + CEE_DELTA));
+}
+
 /** Targets: one-hot rows (same shape as y) or one class index per row. */
 export type Targets = Float64Array | Matrix | Int32Array | Uint8Array | readonly number[];
 
@@ -70,12 +88,12 @@ export function crossEntropyError(y: Float64Array | Matrix, t: Targets): number 
   if (isLabels(t)) {
     checkLabels(op, ym, t);
     const l = new Float64Array(ym.rows);
-    for (let r = 0; r < ym.rows; r++) l[r] = Math.log(ym.data[r * ym.cols + t[r]] + CEE_DELTA);
+    for (let r = 0; r < ym.rows; r++) l[r] = guardedLog(ym.data[r * ym.cols + t[r]]);
     return -pairwiseSum(l) / ym.rows;
   }
   const tm = oneHotMatrix(op, ym, t);
   const p = new Float64Array(ym.data.length);
-  for (let i = 0; i < p.length; i++) p[i] = tm.data[i] * Math.log(ym.data[i] + CEE_DELTA);
+  for (let i = 0; i < p.length; i++) p[i] = tm.data[i] * guardedLog(ym.data[i]);
   return -pairwiseSum(p) / ym.rows;
 }
 

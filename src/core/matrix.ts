@@ -1,3 +1,5 @@
+import { ValidationError } from './errors.js';
+
 /** A dense row-major matrix of float64: the only array shape the core passes around. */
 export interface Matrix {
   readonly rows: number;
@@ -6,7 +8,7 @@ export interface Matrix {
 }
 
 export function matrix(rows: number, cols: number, data: Float64Array = new Float64Array(rows * cols)): Matrix {
-  if (data.length !== rows * cols) throw new RangeError(`matrix: data length ${data.length} is not ${rows}x${cols}`);
+  if (data.length !== rows * cols) throw new ValidationError('matrix', 'data', `of length ${rows * cols} (${rows}x${cols})`, data);
   return { rows, cols, data };
 }
 

@@ -1,7 +1,8 @@
 import { ValidationError } from './errors.js';
 import type { Batch } from './dataset.js';
 import { CLASSES, INPUTS, hiddenFromLength, layout } from './layout.js';
-import { CEE_DELTA } from './losses.js';
+import { sigmoid } from './activations.js';
+import { CEE_DELTA, sampleCrossEntropy } from './losses.js';
 import type { Rng } from './prng.js';
 import { pairwiseSum } from './sum.js';
 import { sharedLayer1Kernel } from './wasm/layer1.js';
@@ -62,20 +63,12 @@ export interface Forward {
  */
 export type Layer1Backend = 'js' | 'wasm' | 'auto';
 const WASM_MIN_SAMPLES = 64;
-let layer1Backend: Layer1Backend = 'auto';
-
-/** Selects the first-layer backend (for tests and benchmarks); returns the previous setting. */
-export function setLayer1Backend(backend: Layer1Backend): Layer1Backend {
-  const previous = layer1Backend;
-  layer1Backend = backend;
-  return previous;
-}
 
 /**
  * a1 = x·W1 + b1 summed over the non-zero pixels in increasing pixel order (a zero pixel adds
  * exactly ±0, so skipping it changes no bit), z = sigmoid(a1), a2 = z·W2 + b2.
  */
-export function forward(params: Float64Array, batch: Batch, start = 0, end = batch.count, buffers?: ForwardBuffers): Forward {
+export function forward(params: Float64Array, batch: Batch, start = 0, end = batch.count, buffers?: ForwardBuffers, backend: Layer1Backend = 'auto'): Forward {
   const H = hiddenFromLength(params.length);
   const l = layout(H);
   const n = end - start;
@@ -85,7 +78,7 @@ export function forward(params: Float64Array, batch: Batch, start = 0, end = bat
   const z = buffers === undefined ? new Float64Array(n * H) : buffers.z.subarray(0, n * H);
   const a2 = buffers === undefined ? new Float64Array(n * CLASSES) : buffers.a2.subarray(0, n * CLASSES);
   const px = batch.pixels;
-  const kernel = layer1Backend === 'js' || (layer1Backend === 'auto' && n < WASM_MIN_SAMPLES) ? undefined : sharedLayer1Kernel();
+  const kernel = backend === 'js' || (backend === 'auto' && n < WASM_MIN_SAMPLES) ? undefined : sharedLayer1Kernel();
   if (kernel !== undefined) {
     kernel.compute(params, H, px, start, n, a1); // a1 = x·W1 + b1, bitwise as the loop below
   } else {
@@ -102,7 +95,7 @@ export function forward(params: Float64Array, batch: Batch, start = 0, end = bat
   }
   for (let s = 0; s < n; s++) {
     const o = s * H;
-    for (let j = 0; j < H; j++) z[o + j] = 1 / (1 + Math.exp(-a1[o + j]));
+    for (let j = 0; j < H; j++) z[o + j] = sigmoid(a1[o + j]);
     layer2(a2, s * CLASSES, z, o, H, params, l.w2, l.b2);
   }
   return { count: n, hidden: H, a1, z, a2 };
@@ -189,7 +182,7 @@ export function probabilities(f: Forward, buffers?: ForwardBuffers): Float64Arra
 }
 
 /** Per-sample losses −log(y_t + 1e-7) and the number of correct argmax predictions. */
-export function sampleLosses(params: Float64Array, batch: Batch, start = 0, end = batch.count): { losses: Float64Array; correct: number } {
+export function sampleLosses(params: Float64Array, batch: Batch, start = 0, end = batch.count, backend: Layer1Backend = 'auto'): { losses: Float64Array; correct: number } {
   const losses = new Float64Array(Math.max(0, end - start));
   let correct = 0;
   // Blocks of samples in one set of buffers: each sample's loss is its own forward pass, so blocking
@@ -198,11 +191,11 @@ export function sampleLosses(params: Float64Array, batch: Batch, start = 0, end 
   const buffers = forwardBuffers(Math.min(LOSS_BLOCK, Math.max(0, end - start)), hiddenFromLength(params.length));
   for (let a = start; a < end; a += LOSS_BLOCK) {
     const b = Math.min(end, a + LOSS_BLOCK);
-    const y = probabilities(forward(params, batch, a, b, buffers), buffers);
+    const y = probabilities(forward(params, batch, a, b, buffers, backend), buffers);
     for (let s = 0; s < b - a; s++) {
       const q = s * CLASSES;
       const t = batch.labels[a + s];
-      losses[a - start + s] = -Math.log(y[q + t] + CEE_DELTA);
+      losses[a - start + s] = sampleCrossEntropy(y[q + t]);
       let best = 0;
       for (let k = 1; k < CLASSES; k++) if (y[q + k] > y[q + best]) best = k;
       if (best === t) correct++;

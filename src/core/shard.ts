@@ -25,16 +25,6 @@ export function splitBySize(total: number, size: number): Range[] {
   return out;
 }
 
-/**
- * Shards of a gradient for `workers` parallel consumers: one shard alone, else 8 per worker, so a
- * consumer that drew cheap coordinates (border pixels are zero in every image) takes another shard
- * while per-task overhead (~0.1 ms against ~1 ms of work) stays small. `size` overrides.
- */
-export function gradientShards(total: number, workers: number, size?: number): Range[] {
-  if (size !== undefined) return splitBySize(total, size);
-  return splitEven(total, workers <= 1 ? 1 : workers * 8);
-}
-
 /** Shards of an evaluation over `total` samples: 2 per worker (the work per sample is uniform). */
 export function evaluationShards(total: number, workers: number, size?: number): Range[] {
   if (size !== undefined) return splitBySize(total, size);

@@ -1,8 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
@@ -14,8 +9,11 @@ import type { Config, DashboardCredentials } from '../io/config.js';
 import type { Logger } from '../io/logger.js';
 import { type Connection, connect, sanitize, withTimeout } from '../io/redis.js';
 import { Keys } from '../queue/keys.js';
+import { evaluationsByIter } from '../queue/run-evaluations.js';
 import { Store } from '../queue/store.js';
+import { loadAssets } from './assets.js';
 import { DashboardAuth, redactQueryToken } from './auth.js';
+import { freePort } from './free-port.js';
 import { HostCheck } from './host-check.js';
 import { DashboardMetrics, METRICS_RUNS, type Snapshot } from './metrics.js';
 import { QueueObserver } from './observer.js';
@@ -47,41 +45,6 @@ export interface Dashboard {
 /** Runs shown on the page and in /api/runs. */
 const LIST_RUNS = 50;
 const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
-
-/** The package root (holds package.json), from src/dashboard or dist/src/dashboard alike. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'src', 'dashboard', 'public'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('numgrad dashboard: cannot find src/dashboard/public above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
-
-/** The static assets, read once: the page and uPlot from node_modules (no CDN). */
-function loadAssets(): { page: string; uplotJs: string; uplotCss: string } {
-  const page = readFileSync(join(packageRoot(), 'src', 'dashboard', 'public', 'index.html'), 'utf8');
-  const uplotDist = dirname(createRequire(import.meta.url).resolve('uplot'));
-  return {
-    page,
-    uplotJs: readFileSync(join(uplotDist, 'uPlot.iife.min.js'), 'utf8'),
-    uplotCss: readFileSync(join(uplotDist, 'uPlot.min.css'), 'utf8'),
-  };
-}
-
-/** The first port from `start` that `host` can bind, trying `tries` more after it. */
-async function freePort(host: string, start: number, tries: number): Promise<number> {
-  for (let p = start; p <= start + tries && p <= 65_535; p++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(p, host, () => s.close(() => resolve(true)));
-    });
-    if (ok) return p;
-  }
-  throw new NumgradError(`numgrad dashboard: no free port on ${host} in ${start}–${start + tries}`);
-}
 
 /**
  * The dashboard: a training page (runs, live loss and accuracy curves, workers, shards per second),
@@ -203,17 +166,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       iters.push(m.iter);
       losses.push(m.loss);
     }
-    const byIter = new Map<number, { iter: number; trainAcc?: number; testAcc?: number; trainLoss?: number; testLoss?: number }>();
-    for (const [field, json] of Object.entries(evalHash)) {
-      const [iterText, split] = field.split(':');
-      const iter = Number(iterText);
-      const v = JSON.parse(json) as { loss: number; accuracy: number };
-      const e = byIter.get(iter) ?? { iter };
-      if (split === 'train') Object.assign(e, { trainAcc: v.accuracy, trainLoss: v.loss });
-      else Object.assign(e, { testAcc: v.accuracy, testLoss: v.loss });
-      byIter.set(iter, e);
-    }
-    const evals = [...byIter.values()].sort((a, b) => a.iter - b.iter);
+    const evals = evaluationsByIter(evalHash);
     return { run, from, next: from + lines.length, iters, losses, evals };
   });
 

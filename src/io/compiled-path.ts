@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { NumgradError } from '../core/errors.js';
 
 /**
  * Worker threads run compiled JavaScript (Node 20 cannot load .ts workers). When this module itself
@@ -12,6 +13,6 @@ export function compiledSibling(moduleUrl: string, name: string): string {
   const marker = '/src/';
   const at = dir.lastIndexOf(marker);
   const path = `${dir.slice(0, at)}/dist/src/${dir.slice(at + marker.length)}/${name}`;
-  if (!existsSync(path)) throw new Error(`${path} is missing: run \`npm run build\` first (worker threads load compiled JavaScript)`);
+  if (!existsSync(path)) throw new NumgradError(`${path} is missing: run \`npm run build\` first (worker threads load compiled JavaScript)`);
   return path;
 }

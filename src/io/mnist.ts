@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
-import { type Batch, type Dataset, checkIndices, gatherBatch } from '../core/dataset.js';
+import { type Batch, type Dataset, checkIndices, gatherRows } from '../core/dataset.js';
 import { FormatError } from '../core/errors.js';
 import { IMAGES_EXPECT, datasetFromIdx, parseIdxHeader, parseLabels } from '../core/idx.js';
 import { INPUTS } from '../core/layout.js';
@@ -90,7 +90,7 @@ export function openMnistRows(split: Split, dir?: string): MnistRows {
       count: hit.count,
       gather(op, indices, field) {
         checkIndices(op, indices, hit.count, field);
-        return gatherBatch(hit, indices);
+        return gatherRows(hit, indices);
       },
     };
   }

@@ -1,6 +1,7 @@
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { FormatError } from '../core/errors.js';
+import { writeFileAtomic } from './atomic-write.js';
 import { encodeNpy, parseFloatVector, parseIndexVector, parseNpy, type NpyArray } from '../core/npy.js';
 
 /** The file's bytes; a missing, unreadable or folder path becomes a FormatError naming it, like every other bad input. */
@@ -30,20 +31,9 @@ export function readIndicesFile(path: string): Int32Array {
   return parseIndexVector(readBytes(path), path);
 }
 
-/**
- * Writes via a temporary file and rename, so a concurrent reader (another worker, numpy) never sees
- * a half-written file.
- */
+/** Writes through a temporary file and a rename (writeFileAtomic), creating the folder if needed. */
 export function writeNpyFile(path: string, data: Float64Array | Int32Array, shape?: number[]): void {
   const bytes = encodeNpy(data, shape);
   mkdirSync(dirname(path), { recursive: true });
-  // pid + random: unique across processes and across worker threads of one process.
-  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  try {
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  writeFileAtomic(path, bytes);
 }

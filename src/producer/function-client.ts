@@ -1,18 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import type { EventEmitter } from 'node:events';
-import { FlowProducer, type FlowJob, Job, Queue, QueueEvents } from 'bullmq';
+import { type FlowJob, Job } from 'bullmq';
 import {
   DEFAULT_FN_TIMEOUT_MS, FN_JOBS, type FnDiffShardData, type FnMapShardData, type FnReduceData, FnResult, MAX_FN_DIM, QUEUES, parsePayload,
 } from '../core/contract.js';
 import { NumgradError } from '../core/errors.js';
 import type { DiffSpec } from '../core/numdiff.js';
 import { splitEven } from '../core/shard.js';
-import { type Connection, connect, sanitize } from '../io/redis.js';
+import { sanitize } from '../io/redis.js';
 import { f64ToBase64 } from '../queue/codec.js';
-import { EVENTS_STREAMS, PARENT_OPTS, SHARD_OPTS, jobId } from '../queue/flows.js';
-import { Keys } from '../queue/keys.js';
-import { openReduceEvents } from '../queue/reduce-events.js';
-import { Store } from '../queue/store.js';
+import { PARENT_OPTS, SHARD_OPTS, jobId } from '../queue/flows.js';
+import { failedShard, watchJob } from '../queue/job-watch.js';
+import { ProducerQueues } from '../queue/producer-queues.js';
 
 export interface FunctionClientOptions {
   readonly redisUrl: string;
@@ -36,23 +34,11 @@ const SHARD = { ...SHARD_OPTS, attempts: 1 };
  * A function's failure is final (attempts 1: the same evaluation fails the same way).
  */
 export class FunctionClient {
-  private readonly conn: Connection;
-  private readonly store: Store;
-  private readonly flows: FlowProducer;
-  private readonly shards: Queue;
-  private readonly reduce: Queue;
-  private events: QueueEvents | undefined;
-  private eventsConn: Connection | undefined;
+  private readonly q: ProducerQueues;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly opts: FunctionClientOptions) {
-    this.conn = connect(opts.redisUrl, 'producer');
-    this.store = new Store(this.conn, new Keys(opts.prefix));
-    this.flows = new FlowProducer({ connection: this.conn, prefix: opts.prefix });
-    this.shards = new Queue(QUEUES.shards, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
-    this.reduce = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
-    this.flows.on('error', () => undefined);
-    for (const q of [this.shards, this.reduce]) q.on('error', () => undefined);
+    this.q = new ProducerQueues(opts.redisUrl, opts.prefix);
   }
 
   async diff(s: FnSubmission, X: Float64Array, k: number, n: number, spec: DiffSpec, shards: number, onProgress?: (done: number, total: number) => void): Promise<{ values: Float64Array; result: FnResult; jobId: string }> {
@@ -85,14 +71,14 @@ export class FunctionClient {
   }
 
   private async submit(name: string, id: string, data: FnReduceData, children: FlowJob[], onProgress?: (done: number, total: number) => void): Promise<{ values: Float64Array; result: FnResult; jobId: string }> {
-    const events = await this.queueEvents();
-    const done = this.watch(events, id);
+    const events = await this.q.reduceEvents();
+    const watch = watchJob(events, id, this.opts.timeoutMs ?? 3_600_000);
     let poll: NodeJS.Timeout | undefined;
     try {
-      await this.flows.add({ name, queueName: QUEUES.reduce, data, opts: { ...PARENT_OPTS, attempts: 1, jobId: id }, children });
+      await this.q.flows.add({ name, queueName: QUEUES.reduce, data, opts: { ...PARENT_OPTS, attempts: 1, jobId: id }, children });
       if (onProgress) {
         poll = setInterval(() => {
-          void Job.fromId(this.reduce, id).then(async (job) => {
+          void Job.fromId(this.q.reduce, id).then(async (job) => {
             if (job === undefined) return;
             const c = await job.getDependenciesCount({ processed: true, unprocessed: true });
             onProgress(c.processed ?? 0, children.length);
@@ -101,69 +87,29 @@ export class FunctionClient {
       }
       let raw: unknown;
       try {
-        raw = await done.promise;
+        raw = await watch.done;
       } catch (err) {
         throw new NumgradError(await this.childReason(err instanceof Error ? err.message : String(err)));
       }
       const result = parsePayload(FnResult, `${name} result`, raw);
-      const values = await this.store.takeResult(result.key);
+      const values = await this.q.store.takeResult(result.key);
       if (values === null) throw new NumgradError(`${name} ${id}: its result ${result.key} expired before it was read`);
       onProgress?.(children.length, children.length);
       return { values, result, jobId: id };
     } finally {
       if (poll) clearInterval(poll);
-      done.stop();
+      watch.stop();
     }
-  }
-
-  private async queueEvents(): Promise<QueueEvents> {
-    if (this.events === undefined) {
-      const { events, conn } = await openReduceEvents(this.opts.redisUrl, this.opts.prefix);
-      this.eventsConn = conn;
-      this.events = events;
-    }
-    return this.events;
-  }
-
-  /** Listened for before the flow is added (see QueueClient.watch for why). */
-  private watch(events: QueueEvents, id: string): { promise: Promise<unknown>; stop: () => void } {
-    const ms = this.opts.timeoutMs ?? 3_600_000;
-    const emitter = events as unknown as EventEmitter;
-    let stop = (): void => undefined;
-    const promise = new Promise<unknown>((resolve, reject) => {
-      const completed = (a: { returnvalue: unknown }): void => (stop(), resolve(a.returnvalue));
-      const failed = (a: { failedReason: string }): void => (stop(), reject(new Error(a.failedReason)));
-      const timer = setTimeout(() => failed({ failedReason: `job ${id} did not finish within ${ms} ms` }), ms);
-      emitter.on(`completed:${id}`, completed);
-      emitter.on(`failed:${id}`, failed);
-      stop = () => {
-        clearTimeout(timer);
-        emitter.off(`completed:${id}`, completed);
-        emitter.off(`failed:${id}`, failed);
-      };
-    });
-    promise.catch(() => undefined);
-    return { promise, stop };
   }
 
   /** A parent failed by a shard (`child <key> failed`) fails with the shard's own reason. */
   private async childReason(reason: string): Promise<string> {
-    const m = /^child (.+) failed$/.exec(reason);
-    const at = `${this.opts.prefix}:${QUEUES.shards}:`;
-    if (m === null || !m[1].startsWith(at)) return reason;
-    const child = await this.shards.getJob(m[1].slice(at.length)).catch(() => undefined);
+    const child = await failedShard(this.q.shards, this.opts.prefix, reason);
     return child?.failedReason ? child.failedReason : reason;
   }
 
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      await this.events?.close();
-      this.eventsConn?.disconnect();
-      await this.flows.close();
-      await this.shards.close();
-      await this.reduce.close();
-      this.conn.disconnect();
-    })().catch((err: unknown) => {
+    this.closing ??= this.q.close().catch((err: unknown) => {
       throw new NumgradError(`closing the queue connection: ${sanitize(err, this.opts.redisUrl)}`);
     });
     return this.closing;

@@ -1,20 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import type { EventEmitter } from 'node:events';
-import { FlowProducer, Queue, QueueEvents } from 'bullmq';
-import { CONTRACT_VERSION, type EvaluationData, type EvaluationResult, type GradientData, GradientResult, QUEUES, parsePayload } from '../core/contract.js';
+import { CONTRACT_VERSION, type EvaluationData, type EvaluationResult, type GradientData, GradientResult, parsePayload } from '../core/contract.js';
 import { NumgradError, ValidationError } from '../core/errors.js';
 import { hiddenFromLength } from '../core/layout.js';
 import { type StepMetrics, type TrainConfig, initialParams } from '../core/training.js';
 import { redactUrl } from '../io/config.js';
-import { type Connection, connect, isAuthError, sanitize, waitReady } from '../io/redis.js';
+import { isAuthError, sanitize, waitReady } from '../io/redis.js';
 import { checkClusterPrefix } from '../io/redis-url.js';
 import { i32ToBase64 } from '../queue/codec.js';
-import { DEFAULT_QUEUE_SHARDS, EVENTS_STREAMS, evaluationFlow, gradientFlow, jobId, trainStepFlow } from '../queue/flows.js';
-import { Keys } from '../queue/keys.js';
-import { openReduceEvents } from '../queue/reduce-events.js';
+import { DEFAULT_QUEUE_SHARDS, evaluationFlow, gradientFlow, jobId, trainStepFlow } from '../queue/flows.js';
+import { failedShard } from '../queue/job-watch.js';
+import { ProducerQueues } from '../queue/producer-queues.js';
 import { RunRetention } from '../queue/retention.js';
+import { evaluationsByIter, withEvaluations } from '../queue/run-evaluations.js';
 import type { ListedRun } from '../queue/run-record.js';
-import { type RunSummary, Store } from '../queue/store.js';
+import type { RunSummary, Store } from '../queue/store.js';
+import { type ReduceFlowContext, runReduceFlow } from './reduce-flow.js';
+import { followRun } from './run-follow.js';
 import { resumeRun } from './run-resume.js';
 
 export interface QueueClientOptions {
@@ -26,43 +27,27 @@ export interface QueueClientOptions {
 
 const newId = (): string => randomBytes(6).toString('hex');
 
-/** How long `follow` waits through a Redis outage (a restart takes seconds) before it gives up. */
-const FOLLOW_OUTAGE_MS = 60_000;
-
 /**
  * The producer side of the queue: submits gradients, evaluations and training runs as BullMQ flows
  * and reads their results. Fails fast when Redis is down (producer connection settings).
  */
 export class QueueClient {
   readonly store: Store;
-  private readonly conn: Connection;
-  private readonly flows: FlowProducer;
-  private readonly reduce: Queue;
-  private readonly shards: Queue;
-  private events: QueueEvents | undefined;
-  private eventsConn: Connection | undefined;
+  private readonly q: ProducerQueues;
   private closing: Promise<void> | undefined;
   private readying: Promise<void> | undefined;
 
   constructor(private readonly opts: QueueClientOptions) {
     checkClusterPrefix(opts.redisUrl, opts.prefix);
-    this.conn = connect(opts.redisUrl, 'producer');
-    this.store = new Store(this.conn, new Keys(opts.prefix));
-    this.flows = new FlowProducer({ connection: this.conn, prefix: opts.prefix });
-    // Events streams are capped so BullMQ's bookkeeping stays bounded.
-    this.reduce = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
-    this.shards = new Queue(QUEUES.shards, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
-    // Errors reach the caller through commands and ping(). Without a listener BullMQ prints each
-    // 'error' event with console.error, and an auth error's stack carries the AUTH command and its password.
-    this.flows.on('error', () => undefined);
-    for (const q of [this.reduce, this.shards]) q.on('error', () => undefined);
+    this.q = new ProducerQueues(opts.redisUrl, opts.prefix);
+    this.store = this.q.store;
   }
 
   /** Checks the connection once; a wrong URL or password is a clear error, not a hang. */
   async ping(timeoutMs = 5_000): Promise<void> {
     try {
-      await waitReady(this.conn, timeoutMs, true);
-      await this.conn.ping();
+      await waitReady(this.q.conn, timeoutMs, true);
+      await this.q.conn.ping();
       this.readying ??= Promise.resolve(); // commands need not ping again
     } catch (err) {
       if (isAuthError(err)) throw new NumgradError(`Redis at ${this.redactedUrl()} refused the credentials (check the password in --redis / REDIS_URL): ${sanitize(err, this.opts.redisUrl)}`);
@@ -89,16 +74,11 @@ export class QueueClient {
 
   async workersOnline(): Promise<number> {
     await this.ready();
-    return this.shards.getWorkersCount();
+    return this.q.shards.getWorkersCount();
   }
 
-  private async queueEvents(): Promise<QueueEvents> {
-    if (this.events === undefined) {
-      const { events, conn } = await openReduceEvents(this.opts.redisUrl, this.opts.prefix);
-      this.eventsConn = conn;
-      this.events = events;
-    }
-    return this.events;
+  private async flowContext(): Promise<ReduceFlowContext> {
+    return { store: this.store, flows: this.q.flows, events: await this.q.reduceEvents(), timeoutMs: this.opts.timeoutMs ?? 600_000, childReason: (r) => this.childReason(r) };
   }
 
   /** The gradient at `params` on training samples `indices`: a flow of `shards` fd-shards and a reducer. */
@@ -106,47 +86,31 @@ export class QueueClient {
     await this.ready();
     const t0 = performance.now();
     const hidden = hiddenFromLength(params.length);
-    const events = await this.queueEvents();
+    const ctx = await this.flowContext();
     const id = jobId('grad', newId());
-    const holder = id;
-    const version = await this.store.putParams(params, holder);
-    try {
-      const data: GradientData = { v: CONTRACT_VERSION, params: version, hidden, batch: { kind: 'indices', count: indices.length, indices: i32ToBase64(indices) }, h, holder, resultTtl: 3600 };
-      const watch = this.watch(events, id);
-      try {
-        await this.flows.add(gradientFlow(data, shards, id));
-        const res = parsePayload(GradientResult, 'gradient result', await this.finished(watch.done));
-        const gradient = await this.store.takeResult(res.key);
-        if (gradient === null) throw new NumgradError(`gradient ${id}: its result ${res.key} expired before it was read`);
-        return { gradient, loss: res.loss, seconds: (performance.now() - t0) / 1000, jobId: id };
-      } finally {
-        watch.stop();
-      }
-    } finally {
-      await this.store.release(version, holder);
-    }
+    const flow = (version: string) => {
+      const data: GradientData = { v: CONTRACT_VERSION, params: version, hidden, batch: { kind: 'indices', count: indices.length, indices: i32ToBase64(indices) }, h, holder: id, resultTtl: 3600 };
+      return gradientFlow(data, shards, id);
+    };
+    return runReduceFlow(ctx, id, params, flow, async (result) => {
+      const res = parsePayload(GradientResult, 'gradient result', result);
+      const gradient = await this.store.takeResult(res.key);
+      if (gradient === null) throw new NumgradError(`gradient ${id}: its result ${res.key} expired before it was read`);
+      return { gradient, loss: res.loss, seconds: (performance.now() - t0) / 1000, jobId: id };
+    });
   }
 
   /** Mean cross-entropy and accuracy of `params` over a split, through ce-shards and a reducer. */
   async evaluate(params: Float64Array, split: 'train' | 'test'): Promise<EvaluationResult & { seconds: number }> {
     await this.ready();
     const t0 = performance.now();
-    const events = await this.queueEvents();
+    const ctx = await this.flowContext();
     const id = jobId('eval', newId());
-    const version = await this.store.putParams(params, id);
-    try {
+    const flow = (version: string) => {
       const data: EvaluationData = { v: CONTRACT_VERSION, params: version, hidden: hiddenFromLength(params.length), split, holder: id };
-      const watch = this.watch(events, id);
-      try {
-        await this.flows.add(evaluationFlow(data, id));
-        const r = (await this.finished(watch.done)) as EvaluationResult;
-        return { ...r, seconds: (performance.now() - t0) / 1000 };
-      } finally {
-        watch.stop();
-      }
-    } finally {
-      await this.store.release(version, id);
-    }
+      return evaluationFlow(data, id);
+    };
+    return runReduceFlow(ctx, id, params, flow, async (result) => ({ ...(result as EvaluationResult), seconds: (performance.now() - t0) / 1000 }));
   }
 
   /** Creates a run in Redis and enqueues its step 0; the run then advances on the workers alone. */
@@ -159,7 +123,7 @@ export class QueueClient {
       await this.store.release(version, jobId('run', id, 'step', 0));
       throw new ValidationError('train', '--run-id', 'a new run id', `${id} (exists already)`);
     }
-    await this.flows.add(trainStepFlow(id, 0, version, cfg.hidden, cfg.seed, cfg.batch, cfg.h, shards));
+    await this.q.flows.add(trainStepFlow(id, 0, version, cfg.hidden, cfg.seed, cfg.batch, cfg.h, shards));
     return id;
   }
 
@@ -183,7 +147,7 @@ export class QueueClient {
   /** Removal of runs and every key they have (`numgrad runs rm`, `numgrad runs prune`). */
   async retention(): Promise<RunRetention> {
     await this.ready();
-    return new RunRetention(this.store, { shards: this.shards, reduce: this.reduce });
+    return new RunRetention(this.store, { shards: this.q.shards, reduce: this.q.reduce });
   }
 
   async cancel(id: string): Promise<RunSummary> {
@@ -196,68 +160,19 @@ export class QueueClient {
   /** Restarts a failed or cancelled run from its last completed step (see run-resume.ts). */
   async resume(id: string): Promise<RunSummary> {
     await this.ready();
-    return resumeRun({ store: this.store, flows: this.flows, reduce: this.reduce }, id);
+    return resumeRun({ store: this.store, flows: this.q.flows, reduce: this.q.reduce }, id);
   }
 
-  /**
-   * The outcome of reduce job `id`, listened for before the job is added. BullMQ's
-   * waitUntilFinished attaches its listeners only after the add, then asks Redis; a parent that has
-   * already completed by then is already removed (removeOnComplete) and it fails with "Missing key
-   * for job …" — one gradient in a hundred did, with a hundred at once.
-   */
-  private watch(events: QueueEvents, id: string): { done: Promise<unknown>; stop: () => void } {
-    const ms = this.opts.timeoutMs ?? 600_000;
-    // QueueEvents emits `completed:<id>` and `failed:<id>` too; its typings list only the plain names.
-    const emitter = events as unknown as EventEmitter;
-    let stop = (): void => undefined;
-    const done = new Promise<unknown>((resolve, reject) => {
-      const completed = (a: { returnvalue: unknown }): void => {
-        stop();
-        resolve(a.returnvalue);
-      };
-      const failed = (a: { failedReason: string }): void => {
-        stop();
-        reject(new Error(a.failedReason));
-      };
-      const timer = setTimeout(() => failed({ failedReason: `job ${id} did not finish within ${ms} ms` }), ms);
-      emitter.on(`completed:${id}`, completed);
-      emitter.on(`failed:${id}`, failed);
-      stop = () => {
-        clearTimeout(timer);
-        emitter.off(`completed:${id}`, completed);
-        emitter.off(`failed:${id}`, failed);
-      };
-    });
-    return { done, stop };
-  }
-
-  /** A parent's result; when a shard failed it (`child <key> failed`), the error carries the shard's own reason. */
-  private async finished(done: Promise<unknown>): Promise<unknown> {
-    try {
-      return await done;
-    } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
-      const explained = await this.childReason(msg);
-      throw explained === msg ? err : new NumgradError(explained);
-    }
-  }
-
-  /**
-   * BullMQ fails a parent whose child failed for good with `child <prefix>:shards:<id> failed`; the
-   * shard's failedReason (`shard: data.params[5] must be a finite number…`) is what says what to fix.
-   */
+  /** The failed shard's own reason (`child <key> failed` names it), else `reason`. */
   private async childReason(reason: string): Promise<string> {
-    const m = /^child (.+) failed$/.exec(reason);
-    const at = `${this.opts.prefix}:${QUEUES.shards}:`;
-    if (m === null || !m[1].startsWith(at)) return reason;
-    const child = await this.shards.getJob(m[1].slice(at.length)).catch(() => undefined);
+    const child = await failedShard(this.q.shards, this.opts.prefix, reason);
     return child?.failedReason ? `${child.failedReason} (shard ${child.id})` : reason;
   }
 
   /** The reason a run's current step failed for good, if it did (a shard that failed fails its step). */
   async stepFailure(run: RunSummary): Promise<string | undefined> {
     await this.ready();
-    const job = await this.reduce.getJob(jobId('run', run.id, 'step', run.step));
+    const job = await this.q.reduce.getJob(jobId('run', run.id, 'step', run.step));
     if (job !== undefined && (await job.getState()) === 'failed') return this.childReason(job.failedReason);
     return undefined;
   }
@@ -266,63 +181,21 @@ export class QueueClient {
    * Follows a run until it ends, calling `onUpdate` with each new metrics line (epoch lines carry
    * the accuracies once their evaluations are in). Polls: a run lives in Redis, not in this process.
    */
-  async follow(id: string, onUpdate: (m: StepMetrics, run: RunSummary) => void, pollMs = 200, shouldStop: () => boolean = () => false): Promise<RunSummary> {
-    let seen = 0;
-    let lastProgress = Date.now();
-    let lastAnswer = Date.now();
-    for (;;) {
-      let run: RunSummary;
-      let lines: string[];
-      try {
-        run = await this.runNow(id);
-        lines = await this.store.metrics(id, seen);
-        lastAnswer = Date.now();
-      } catch (err) {
-        // Redis restarting is not the run failing: the run waits in Redis (the workers reconnect),
-        // so the follower waits too, for a while. A rollback to the last fsync is harmless here:
-        // the steps redone append the same lines at the same places.
-        if (err instanceof NumgradError || this.conn.status === 'ready') throw err;
-        const down = Date.now() - lastAnswer;
-        if (down > FOLLOW_OUTAGE_MS || shouldStop()) {
-          throw new NumgradError(`Redis at ${this.redactedUrl()} has not answered for ${Math.round(down / 1000)} s while following run ${id} (${sanitize(err, this.opts.redisUrl)}); the run stays in Redis: \`numgrad follow ${id}\` once it is back`);
-        }
-        await new Promise((r) => setTimeout(r, pollMs));
-        continue;
-      }
-      for (const l of lines) onUpdate(JSON.parse(l) as StepMetrics, run);
-      if (lines.length > 0) lastProgress = Date.now();
-      seen += lines.length;
-      if (run.state !== 'running' || shouldStop()) return run;
-      if (Date.now() - lastProgress > 5_000) {
-        try {
-          const reason = await this.stepFailure(run);
-          if (reason !== undefined) {
-            await this.store.setState(id, 'failed', reason);
-            return await this.runNow(id);
-          }
-        } catch (err) {
-          // As for the polls above: Redis going away mid-check is waited out by the next polls.
-          if (err instanceof NumgradError || this.conn.status === 'ready') throw err;
-        }
-        lastProgress = Date.now();
-      }
-      await new Promise((r) => setTimeout(r, pollMs));
-    }
+  follow(id: string, onUpdate: (m: StepMetrics, run: RunSummary) => void, pollMs = 200, shouldStop: () => boolean = () => false): Promise<RunSummary> {
+    return followRun({
+      store: this.store,
+      run: (runId) => this.runNow(runId),
+      stepFailure: (run) => this.stepFailure(run),
+      connected: () => this.q.conn.status === 'ready',
+      outage: (down, err) => new NumgradError(`Redis at ${this.redactedUrl()} has not answered for ${Math.round(down / 1000)} s while following run ${id} (${sanitize(err, this.opts.redisUrl)}); the run stays in Redis: \`numgrad follow ${id}\` once it is back`),
+    }, id, onUpdate, pollMs, shouldStop);
   }
 
   /** Every metrics line with the epoch evaluations merged in (the local backend's metrics.jsonl). */
   async runMetrics(id: string): Promise<StepMetrics[]> {
     await this.ready();
     const lines = (await this.store.metrics(id)).map((l) => JSON.parse(l) as StepMetrics);
-    const evals = await this.store.evals(id);
-    return lines.map((m) => {
-      const tr = evals[`${m.iter}:train`];
-      const te = evals[`${m.iter}:test`];
-      if (tr === undefined || te === undefined) return m;
-      const a = JSON.parse(tr) as { loss: number; accuracy: number };
-      const b = JSON.parse(te) as { loss: number; accuracy: number };
-      return { ...m, trainAcc: a.accuracy, testAcc: b.accuracy, trainLoss: a.loss, testLoss: b.loss };
-    });
+    return withEvaluations(lines, evaluationsByIter(await this.store.evals(id)));
   }
 
   /** The run's final params (done), or its current params (running). */
@@ -335,16 +208,7 @@ export class QueueClient {
   }
 
   close(): Promise<void> {
-    if (this.closing === undefined) {
-      this.closing = (async () => {
-        await this.events?.close();
-        this.eventsConn?.disconnect();
-        await this.flows.close();
-        await this.reduce.close();
-        await this.shards.close();
-        this.conn.disconnect();
-      })();
-    }
+    this.closing ??= this.q.close();
     return this.closing;
   }
 }

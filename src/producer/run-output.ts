@@ -1,6 +1,7 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StepMetrics } from '../core/training.js';
+import { writeFileAtomic } from '../io/atomic-write.js';
 import { writeNpyFile } from '../io/npy-file.js';
 import { lineChart, stackCharts } from './svg.js';
 
@@ -29,16 +30,10 @@ export class RunOutput {
   save(params: Float64Array, title = 'numgrad training'): string[] {
     const files = [join(this.dir, 'params.npy'), join(this.dir, 'metrics.jsonl'), join(this.dir, 'curves.svg')];
     writeNpyFile(files[0], params);
-    atomicWrite(files[1], this.metrics.map((m) => JSON.stringify(m)).join('\n') + (this.metrics.length ? '\n' : ''));
-    atomicWrite(files[2], curvesSvg(this.metrics, title));
+    writeFileAtomic(files[1], this.metrics.map((m) => JSON.stringify(m)).join('\n') + (this.metrics.length ? '\n' : ''));
+    writeFileAtomic(files[2], curvesSvg(this.metrics, title));
     return files;
   }
-}
-
-function atomicWrite(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
 }
 
 /** Loss per iteration above, train and test accuracy per epoch below. */

@@ -63,12 +63,13 @@ export function parseRunHash(id: string, h: Record<string, string>): RunSummary 
   } catch {
     throw new ValidationError(op, 'field config', "JSON of the run's settings", text);
   }
+  const badConfig = (why: string): ValidationError => new ValidationError(op, 'field config', "JSON of the run's settings", why);
   try {
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('not an object');
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw badConfig('not an object');
     const absent = Object.keys(TRAIN_DEFAULTS).find((k) => typeof raw[k] !== 'number');
-    if (absent !== undefined) throw new Error(`${absent} is not a number`);
+    if (absent !== undefined) throw badConfig(`${absent} is not a number`);
     const shards = raw.shards;
-    if (!Number.isSafeInteger(shards) || (shards as number) < 1) throw new Error(`shards ${JSON.stringify(shards)}`);
+    if (!Number.isSafeInteger(shards) || (shards as number) < 1) throw badConfig(`shards ${JSON.stringify(shards)}`);
     config = { ...trainConfig(raw), shards: shards as number };
   } catch (err) {
     if (err instanceof ValidationError && err.op === op) throw err;

@@ -1,8 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Batch } from '../../src/core/dataset.js';
 import { sliceDataset } from '../../src/core/dataset.js';
 import { CLASSES, INPUTS, hiddenFromLength, layout } from '../../src/core/layout.js';
-import { type Forward, type Layer1Backend, forward, initParams, sampleLosses, setLayer1Backend } from '../../src/core/network.js';
+import { type Forward, type Layer1Backend, forward, initParams, sampleLosses } from '../../src/core/network.js';
 import { Rng } from '../../src/core/prng.js';
 import { Body, type WasmMemory, emitModule, f64, i32, sleb, uleb, wasmApi } from '../../src/core/wasm/emit.js';
 import { Layer1Kernel, layer1ModuleBytes, simdProbeBytes, wasmSimdAvailable } from '../../src/core/wasm/layer1.js';
@@ -20,12 +20,7 @@ function firstDiff(a: Float64Array, b: Float64Array): number {
 }
 
 function forwardWith(backend: Layer1Backend, params: Float64Array, batch: Batch, start?: number, end?: number): Forward {
-  const previous = setLayer1Backend(backend);
-  try {
-    return forward(params, batch, start, end);
-  } finally {
-    setLayer1Backend(previous);
-  }
+  return forward(params, batch, start, end, undefined, backend);
 }
 
 /** The textbook loops, no unrolling and no kernel: what both backends must reproduce bit for bit. */
@@ -106,10 +101,6 @@ function awkwardParams(hidden: number, rng: Rng): Float64Array {
   return p;
 }
 
-afterEach(() => {
-  setLayer1Backend('auto');
-});
-
 describe('wasm emitter', () => {
   it('encodes LEB128', () => {
     expect(uleb(0)).toEqual([0]);
@@ -184,11 +175,8 @@ describe('first-layer wasm SIMD kernel: bitwise identical to the JS loop', () =>
     const train = sliceDataset(loadMnist('train'), 0, 2000);
     for (const params of [initParams(50, new Rng(3)), initParams(50, new Rng(3), 0.5), paramsWithBiases(50, new Rng(3), 0.5)]) {
       expectIdentical(params, train);
-      const prev = setLayer1Backend('js');
-      const js = sampleLosses(params, train);
-      setLayer1Backend('wasm');
-      const wasm = sampleLosses(params, train);
-      setLayer1Backend(prev);
+      const js = sampleLosses(params, train, 0, train.count, 'js');
+      const wasm = sampleLosses(params, train, 0, train.count, 'wasm');
       expect(wasm.correct).toBe(js.correct);
       expect(firstDiff(wasm.losses, js.losses)).toBe(-1);
     }

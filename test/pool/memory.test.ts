@@ -14,7 +14,7 @@ const DIST = join(process.cwd(), 'dist/src');
  * it, so a leak of that kind shows here as growth, not in a short run.
  */
 const SCRIPT = `
-import { LocalPool } from '${DIST}/workers/pool.js';
+import { LocalPool } from '${DIST}/workers/threads/pool.js';
 import { initParams } from '${DIST}/core/network.js';
 import { Rng, miniBatchIndices } from '${DIST}/core/prng.js';
 import { sgdStep } from '${DIST}/core/training.js';
@@ -36,7 +36,7 @@ process.stdout.write(JSON.stringify(rss));
 
 describe('local pool: memory', () => {
   it('a process with 2 threads and the dataset loaded stays ≤ 300 MB resident through 600 gradients and evaluations', { timeout: 120_000 }, () => {
-    expect(existsSync(join(DIST, 'workers/pool.js')), 'run `npm run build` first').toBe(true);
+    expect(existsSync(join(DIST, 'workers/threads/pool.js')), 'run `npm run build` first').toBe(true);
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', SCRIPT], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     const rss = JSON.parse(r.stdout) as number[];

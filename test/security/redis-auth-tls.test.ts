@@ -23,9 +23,10 @@ import { Queue } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CeShardData, FdShardData, GradientData, MAX_BATCH, MAX_BATCH_TIMES_HIDDEN, MAX_CE_SAMPLES_TIMES_HIDDEN, MAX_HIDDEN, parsePayload, paramsBytes,
+  CeShardData, FdShardData, GradientData, MAX_BATCH, MAX_BATCH_TIMES_HIDDEN, MAX_CE_SAMPLES_TIMES_HIDDEN, MAX_HIDDEN, parsePayload,
 } from '../../src/core/contract.js';
 import { ValidationError } from '../../src/core/errors.js';
+import { paramCount } from '../../src/core/layout.js';
 import { gatherBatch } from '../../src/core/dataset.js';
 import { fdGradient } from '../../src/core/fd-engine.js';
 import { initParams } from '../../src/core/network.js';
@@ -309,7 +310,7 @@ describe('payload size limits: what one job can make a worker allocate', () => {
 
   it('the bounds, as figures: params ≤ 26 MB, a gradient plan ≤ ~560 MB, a ce-shard forward pass ≤ ~330 MB, decoded indices ≤ 240 kB', () => {
     expect(MAX_HIDDEN).toBe(4096);
-    expect(paramsBytes(MAX_HIDDEN)).toBe(26_050_640);
+    expect(8 * paramCount(MAX_HIDDEN)).toBe(26_050_640);
     expect(MAX_BATCH).toBe(60_000);
     expect(MAX_BATCH_TIMES_HIDDEN).toBe(1_000_000);
     // The plan's memo: ~70 rows of H float64 per sample (see contract.ts), at most 1e6 sample·units.

@@ -1,5 +1,6 @@
 import { INPUTS } from '../layout.js';
 import { Body, type WasmMemory, emitModule, f64, i32, v128, wasmApi } from './emit.js';
+import { NumgradError, ValidationError } from '../errors.js';
 
 /**
  * The first layer of the net, a1 = x·W1 + b1, as a WebAssembly SIMD kernel that is bitwise identical
@@ -36,7 +37,7 @@ type Run = (n: number, hidden: number, px: number, w1: number, b1: number, a1: n
 
 /** The kernel module's bytes: imports `env.memory`, exports `layer1(n, H, px, w1, b1, a1)`. */
 export function layer1ModuleBytes(tile = TILE): Uint8Array {
-  if (!Number.isInteger(tile) || tile < 1 || tile > 16) throw new RangeError(`layer1ModuleBytes: tile ${tile}`);
+  if (!Number.isInteger(tile) || tile < 1 || tile > 16) throw new ValidationError('layer1ModuleBytes', 'tile', 'an integer in [1, 16]', tile);
   // Parameters: n samples, H, then byte addresses of the pixels (n×784 u8), W1 (784×H f64),
   // b1 (H f64) and a1 (n×H f64, written).
   const [N, H, PX, W1, B1, A1] = [0, 1, 2, 3, 4, 5];
@@ -178,9 +179,9 @@ export class Layer1Kernel {
   private readonly run: Run;
 
   constructor(readonly block = 512, tile = TILE) {
-    if (!Number.isInteger(block) || block < 1) throw new RangeError(`Layer1Kernel: block ${block}`);
+    if (!Number.isInteger(block) || block < 1) throw new ValidationError('Layer1Kernel', 'block', 'an integer ≥ 1', block);
     const api = wasmApi;
-    if (api === undefined) throw new Error('Layer1Kernel: this engine has no WebAssembly');
+    if (api === undefined) throw new NumgradError('Layer1Kernel: this engine has no WebAssembly');
     this.memory = new api.Memory({ initial: 1 });
     const instance = new api.Instance(new api.Module(layer1ModuleBytes(tile)), { env: { memory: this.memory } });
     this.run = instance.exports.layer1 as Run;

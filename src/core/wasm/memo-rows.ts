@@ -3,6 +3,7 @@ import { CLASSES } from '../layout.js';
 import { type WasmMemory, wasmApi } from './emit.js';
 import { kernelOnFirstUse } from './layer1.js';
 import { type Run, memoRowsModuleBytes } from './memo-rows-module.js';
+import { NumgradError } from '../errors.js';
 
 /**
  * Runs the memo-rows kernel (memo-rows-module.ts: the JS loop of FdEngine.computeRow, bitwise, as
@@ -33,7 +34,7 @@ export class MemoRowsKernel {
 
   constructor() {
     const api = wasmApi;
-    if (api === undefined) throw new Error('MemoRowsKernel: this engine has no WebAssembly');
+    if (api === undefined) throw new NumgradError('MemoRowsKernel: this engine has no WebAssembly');
     this.memory = new api.Memory({ initial: 1 });
     this.run = new api.Instance(new api.Module(memoRowsModuleBytes()), { env: { memory: this.memory } }).exports.rows as Run;
   }

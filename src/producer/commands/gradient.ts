@@ -4,6 +4,7 @@ import { FdEngine, fdGradient, planGradient, planLoss } from '../../core/fd-engi
 import { coordName } from '../../core/layout.js';
 import { analyticGradient, initParams, loss } from '../../core/network.js';
 import { ValidationError } from '../../core/errors.js';
+import type { Batch } from '../../core/dataset.js';
 import { Rng, miniBatchIndices } from '../../core/prng.js';
 import { openMnistRows } from '../../io/mnist.js';
 import { writeNpyFile } from '../../io/npy-file.js';
@@ -37,8 +38,12 @@ export interface GradientFlags {
   shards: number;
 }
 
-/** Params from --params, else the seeded initial net (--hidden, --seed); the batch from --indices, else seeded. */
-export function resolveInputs(op: string, flags: { params?: string; indices?: string; hidden: number; seed: number; batch: number }, mnistDir?: string) {
+/**
+ * Params from --params, else the seeded initial net (--hidden, --seed); the batch from --indices, else
+ * seeded. The batch's images are read on first use (`batch()`): a queued gradient needs only the
+ * indices, unless --check asks for the exact gradient here.
+ */
+export function resolveInputs(op: string, flags: { params?: string; indices?: string; hidden: number; seed: number; batch: number }, mnistDir?: string): { params: Float64Array; indices: Int32Array; batch: () => Batch } {
   // Files are checked at the edge (input-files.ts), so a bad one is reported against this command and
   // its option (`numgrad gradient: --params P.npy must be ...`), not against the core function that would trip on it.
   const params = flags.params !== undefined ? paramsOption(op, flags.params) : initParams(flags.hidden, new Rng(flags.seed));
@@ -48,8 +53,8 @@ export function resolveInputs(op: string, flags: { params?: string; indices?: st
   // --batch was checked against MNIST's 60000; a training set in --mnist-dir may hold fewer.
   if (flags.indices === undefined && flags.batch > train.count) throw new ValidationError(op, '--batch', `an integer in [1, ${train.count}]`, String(flags.batch));
   const indices = flags.indices !== undefined ? indicesOption(op, flags.indices, train.count) : miniBatchIndices(flags.seed, 0, flags.batch, train.count);
-  const batch = train.gather(op, indices, flags.indices !== undefined ? '--indices' : 'indices');
-  return { params, indices, batch };
+  let batch: Batch | undefined;
+  return { params, indices, batch: () => (batch ??= train.gather(op, indices, flags.indices !== undefined ? '--indices' : 'indices')) };
 }
 
 export function registerGradient(program: Command, out: Output, config: () => Config): void {
@@ -95,12 +100,13 @@ async function gradientCommand(flags: GradientFlags, early: LocalPool | undefine
   const resolved = choice === 'inline' || choice === 'local' ? undefined : await resolveBackend(choice, threads === undefined ? config() : { ...config(), threads }, out);
   if (choice === 'inline') {
     const t0 = performance.now();
-    g = fdGradient(params, batch, h);
+    g = fdGradient(params, batch(), h);
     seconds = (performance.now() - t0) / 1000;
   } else if (resolved?.kind === 'queue') {
     backend = 'queue';
     try {
-      ({ gradient: g, seconds } = await resolved.client.gradient(params, Int32Array.from(indices), h, shards));
+      // The reducer's result carries the batch loss (from the shard at coordinate 0): not recomputed here.
+      ({ gradient: g, seconds, loss: L } = await resolved.client.gradient(params, Int32Array.from(indices), h, shards));
       where = `queue, ${shards} shards`;
     } finally {
       await resolved.close();
@@ -109,7 +115,7 @@ async function gradientCommand(flags: GradientFlags, early: LocalPool | undefine
     // The same schedule and bits as a 1-thread pool, on this thread: a one-off command starts no worker.
     backend = 'local';
     const t0 = performance.now();
-    const plan = planGradient(params, batch, h);
+    const plan = planGradient(params, batch(), h);
     const engine = new FdEngine(plan);
     engine.fillRows(0, engine.rows);
     g = engine.shard(0, params.length) as Float64Array;
@@ -121,24 +127,24 @@ async function gradientCommand(flags: GradientFlags, early: LocalPool | undefine
     const pool = early ?? new LocalPool({ threads, mnistDir: config().mnistDir });
     try {
       // The loss comes from the plan's forward pass: bitwise loss(params, batch) (planLoss).
-      ({ gradient: g, seconds, loss: L } = await pool.gradientOfBatch(params, batch, h));
+      ({ gradient: g, seconds, loss: L } = await pool.gradientOfBatch(params, batch(), h));
       where = `local, ${pool.threads} thread${pool.threads > 1 ? 's' : ''}`;
     } finally {
       if (pool !== early) await pool.close();
     }
   }
-  L ??= loss(params, batch);
+  L ??= loss(params, batch());
   const H = (params.length - 10) / 795;
   if (flags.out !== undefined) writeNpyFile(flags.out, g);
   // Wall time from the process's start (performance's time origin) to the written .npy.
   const wallSeconds = performance.now() / 1000;
   const until = flags.out !== undefined ? 'the written .npy' : 'the gradient';
-  out.line(`gradient: ${g.length} coordinates (784-${H}-10 net), batch ${batch.count}, h ${h}, ${where}: ${seconds.toFixed(3)} s compute, ${wallSeconds.toFixed(3)} s wall (process start to ${until}), loss ${L}`);
+  out.line(`gradient: ${g.length} coordinates (784-${H}-10 net), batch ${indices.length}, h ${h}, ${where}: ${seconds.toFixed(3)} s compute, ${wallSeconds.toFixed(3)} s wall (process start to ${until}), loss ${L}`);
   if (flags.out !== undefined) out.line(`wrote ${flags.out}`);
   let check: { maxRelErr: number; worst: string; worstIndex: number; analyticSeconds: number } | undefined;
   if (flags.check) {
     const t1 = performance.now();
-    const exact = analyticGradient(params, batch);
+    const exact = analyticGradient(params, batch());
     const analyticSeconds = (performance.now() - t1) / 1000;
     let num = 0;
     let den = 0;
@@ -156,7 +162,7 @@ async function gradientCommand(flags: GradientFlags, early: LocalPool | undefine
   }
   if (flags.json) {
     out.json({
-      command: 'gradient', backend, coordinates: g.length, hidden: H, batch: batch.count, h,
+      command: 'gradient', backend, coordinates: g.length, hidden: H, batch: indices.length, h,
       seconds, wallSeconds, timing: TIMING, loss: L, out: flags.out ?? null, check: check ?? null,
     });
   }

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { DEFAULT_FN_TIMEOUT_MS } from '../../core/contract-functions.js';
-import { FunctionError, ValidationError } from '../../core/errors.js';
+import { FunctionError, NumgradError, ValidationError } from '../../core/errors.js';
 import { type DiffPlan, combine, evaluationsFor, needsF0 } from '../../core/numdiff.js';
 import { loadMnist } from '../../io/mnist.js';
 import { compiledSibling } from '../../io/compiled-path.js';
@@ -58,7 +58,7 @@ export class FunctionPool {
   }
 
   private piscina(): Piscina {
-    if (this.closing !== undefined) throw new Error('FunctionPool: closed');
+    if (this.closing !== undefined) throw new NumgradError('FunctionPool: closed');
     this.pool ??= new Piscina({ filename: compiledSibling(import.meta.url, 'function-tasks.js'), minThreads: this.threads, maxThreads: this.threads, idleTimeout: 60_000 });
     return this.pool;
   }

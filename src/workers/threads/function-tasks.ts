@@ -6,6 +6,7 @@
  */
 import { Piscina } from 'piscina';
 import type { Dataset } from '../../core/dataset.js';
+import { FunctionError, NumgradError } from '../../core/errors.js';
 import { type FnValue, type RegisteredFn, loadRegistry } from './function-registry.js';
 import { type FnTask, describeEval, encodeFnResult } from './function-task-types.js';
 
@@ -18,7 +19,7 @@ function registryFor(task: FnTask): Promise<Map<string, RegisteredFn>> {
     registry = {
       dir: task.dir,
       reg: loadRegistry(task.dir, () => {
-        if (train === undefined) throw new Error('mnist-loss: the training set was not sent to this thread');
+        if (train === undefined) throw new NumgradError('mnist-loss: the training set was not sent to this thread');
         return train;
       }),
     };
@@ -29,14 +30,14 @@ function registryFor(task: FnTask): Promise<Map<string, RegisteredFn>> {
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`did not return within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new NumgradError(`did not return within ${ms} ms`)), ms);
   });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
 export async function fnEval(task: FnTask): Promise<Float64Array> {
   const f = (await registryFor(task)).get(task.fn);
-  if (f === undefined) throw new Error(`function "${task.fn}" is not registered on this thread`);
+  if (f === undefined) throw new NumgradError(`function "${task.fn}" is not registered on this thread`);
   const E = task.coords.length;
   const n = task.n;
   let m = task.m ?? -1;
@@ -44,9 +45,9 @@ export async function fnEval(task: FnTask): Promise<Float64Array> {
   let out = m > 0 ? new Float64Array(E * m) : new Float64Array(0);
   let next = 0;
   let failed = false;
-  const fail = (e: number, what: string): Error => {
+  const fail = (e: number, what: string): FunctionError => {
     failed = true;
-    return new Error(`${describeEval(task, e)}: ${what}`);
+    return new FunctionError(`${describeEval(task, e)}: ${what}`);
   };
   const store = (e: number, y: FnValue): void => {
     const isNum = typeof y === 'number';

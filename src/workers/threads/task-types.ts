@@ -43,7 +43,8 @@ export interface CeShardTask {
   readonly data?: { readonly pixels: Uint8Array; readonly labels: Uint8Array };
 }
 
-export interface CeShardResult {
+/** A cross-entropy task's result on a thread (the ce-shard job's result is contract.ts CeShardResult). */
+export interface CeTaskResult {
   /** Per-sample losses −log(y_t + 1e-7), in sample order. */
   readonly losses: Float64Array;
   readonly correct: number;
@@ -60,6 +61,6 @@ export function encodeCeResult(losses: Float64Array, correct: number): Float64Ar
   return out;
 }
 
-export function decodeCeResult(buf: Float64Array): CeShardResult {
+export function decodeCeResult(buf: Float64Array): CeTaskResult {
   return { losses: buf.subarray(0, buf.length - 1), correct: buf[buf.length - 1] };
 }

@@ -4,6 +4,7 @@
  */
 import { Piscina } from 'piscina';
 import { type Dataset, gatherBatch, sliceDataset } from '../../core/dataset.js';
+import { NumgradError } from '../../core/errors.js';
 import { FdEngine } from '../../core/fd-engine.js';
 import { runSchedule } from '../../core/fd-schedule.js';
 import { sampleLosses } from '../../core/network.js';
@@ -15,7 +16,7 @@ const data = Piscina.workerData as ThreadData;
 
 function split(name: 'train' | 'test', given?: CeShardTask['data']): Dataset {
   const s = given ?? data[name];
-  if (s === null) throw new Error(`ceShard: the ${name} split was not loaded in this pool`);
+  if (s === null) throw new NumgradError(`ceShard: the ${name} split was not loaded in this pool`);
   return { count: s.labels.length, pixels: s.pixels, labels: s.labels };
 }
 
