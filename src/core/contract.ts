@@ -53,6 +53,10 @@ export const TEST_SIZE = 10_000;
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 const paramsKey = z.string().regex(/^[0-9a-f]{64}$/, 'a params version: 64 lowercase hex digits (SHA-256 of the float64 bytes)');
+
+/** The fields every job over a stored params snapshot starts with: the contract version, the snapshot's version, H. */
+const ofSnapshot = { v: z.literal(CONTRACT_VERSION), params: paramsKey, hidden: int(1, MAX_HIDDEN) };
+
 /** Characters of the base64 of `bytes` bytes (padded). */
 const base64Chars = (bytes: number): number => 4 * Math.ceil(bytes / 3);
 /**
@@ -79,9 +83,7 @@ const rangeRefine = <T extends { start: number; end: number }>(d: T, ctx: z.Refi
 /** fd-shard: derivatives for coordinates [start, end) of the gradient at `params` on `batch`. */
 export const FdShardData = z
   .strictObject({
-    v: z.literal(CONTRACT_VERSION),
-    params: paramsKey,
-    hidden: int(1, MAX_HIDDEN),
+    ...ofSnapshot,
     batch: BatchSpec,
     h: z.number().gt(0).max(1),
     start: int(0, paramCount(MAX_HIDDEN)),
@@ -110,9 +112,7 @@ export const splitSize = (split: EvalSplit, batch?: BatchSpec): number =>
 /** ce-shard: per-sample cross-entropy and the number correct for samples [start, end) of a split. */
 export const CeShardData = z
   .strictObject({
-    v: z.literal(CONTRACT_VERSION),
-    params: paramsKey,
-    hidden: int(1, MAX_HIDDEN),
+    ...ofSnapshot,
     split: EvalSplit,
     batch: BatchSpec.optional(),
     start: int(0, MAX_BATCH),
@@ -154,9 +154,7 @@ export type CeShardResult = z.infer<typeof CeShardResult>;
 
 /** gradient (parent): assemble fd-shard children; store the result under `result` for the submitter. */
 export const GradientData = z.strictObject({
-  v: z.literal(CONTRACT_VERSION),
-  params: paramsKey,
-  hidden: int(1, MAX_HIDDEN),
+  ...ofSnapshot,
   batch: BatchSpec,
   h: z.number().gt(0).max(1),
   /** Snapshot holder to release when done (see store). */
@@ -168,9 +166,7 @@ export type GradientData = z.infer<typeof GradientData>;
 
 /** evaluation (parent): reduce ce-shard children in sample order; optionally record into a run. */
 export const EvaluationData = z.strictObject({
-  v: z.literal(CONTRACT_VERSION),
-  params: paramsKey,
-  hidden: int(1, MAX_HIDDEN),
+  ...ofSnapshot,
   split: EvalSplit,
   batch: BatchSpec.optional(),
   holder: z.string().min(1).max(200),

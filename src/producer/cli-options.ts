@@ -1,4 +1,4 @@
-import { Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { DEFAULT_FN_TIMEOUT_MS, MAX_FN_TIMEOUT_MS } from '../core/contract.js';
 import { DIFF_METHODS } from '../core/numdiff.js';
 import { TRAIN_DEFAULTS } from '../core/training.js';
@@ -78,3 +78,8 @@ export const OPTIONS = {
   dashboardPort: () => int('--dashboard-port <port>', 'dashboard port', 1, 65_535, 3000),
   port: () => int('--port <N>', 'TCP port', 0, 65_535, 3000),
 };
+
+/** The net a command is of: --params, else the seeded initial net (--hidden, --seed); read by netOf. */
+export function addNetOptions(cmd: Command, paramsDescription: string, seedDescription: string): Command {
+  return cmd.addOption(OPTIONS.params(paramsDescription)).addOption(OPTIONS.hidden('hidden units of the seeded initial net')).addOption(OPTIONS.seed(seedDescription));
+}

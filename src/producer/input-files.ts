@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import { checkIndices } from '../core/dataset.js';
 import { FormatError, ValidationError } from '../core/errors.js';
 import { hiddenFromLength } from '../core/layout.js';
-import { checkFinite } from '../core/network.js';
 import { MNIST_FILES } from '../io/mnist.js';
 import { readIndicesFile, readParamsFile } from '../io/npy-file.js';
+import { checkFinite, initParams } from '../core/network.js';
+import { Rng } from '../core/prng.js';
 
 /**
  * Files named on the command line are read and checked here, at the edge, so a bad one is reported
@@ -67,4 +68,9 @@ function relabel<T>(op: string, option: string, path: string, f: () => T): T {
     if (err instanceof FormatError) throw new FormatError(`${op}: ${option} ${path}`, err.source === path ? err.detail : `${err.source}: ${err.detail}`);
     throw err;
   }
+}
+
+/** The net of addNetOptions: the --params file (checked here, named in the error), else the seeded initial net. */
+export function netOf(op: string, flags: { params?: string; hidden: number; seed: number }): Float64Array {
+  return flags.params !== undefined ? paramsOption(op, flags.params) : initParams(flags.hidden, new Rng(flags.seed));
 }

@@ -1,9 +1,7 @@
 import type { Command } from 'commander';
-import { initParams } from '../../core/network.js';
-import { Rng } from '../../core/prng.js';
-import { checkMnistDir, paramsOption } from '../input-files.js';
+import { checkMnistDir, netOf } from '../input-files.js';
 import { LocalPool } from '../../workers/threads/pool.js';
-import { OPTIONS } from '../cli-options.js';
+import { OPTIONS, addNetOptions } from '../cli-options.js';
 import type { Output } from '../output.js';
 import type { Config } from '../../io/config.js';
 import { type BackendChoice, resolveBackend } from '../backend.js';
@@ -11,19 +9,14 @@ import { type BackendChoice, resolveBackend } from '../backend.js';
 const OP = 'numgrad evaluate';
 
 export function registerEvaluate(program: Command, out: Output, config: () => Config): void {
-  program
-    .command('evaluate')
-    .description('mean cross-entropy and accuracy of a net over a whole MNIST split')
-    .addOption(OPTIONS.params('parameters (.npy); default: the seeded initial net'))
-    .addOption(OPTIONS.hidden('hidden units of the seeded initial net'))
-    .addOption(OPTIONS.seed('seed of the initial net'))
+  addNetOptions(program.command('evaluate').description('mean cross-entropy and accuracy of a net over a whole MNIST split'), 'parameters (.npy); default: the seeded initial net', 'seed of the initial net')
     .addOption(OPTIONS.split())
     .addOption(OPTIONS.threads('worker threads (default: all cores)'))
     .addOption(OPTIONS.backend('auto, local or queue'))
     .addOption(OPTIONS.json())
     .action(async (flags: { params?: string; hidden: number; seed: number; split: 'train' | 'test'; threads?: number; json?: boolean; backend: BackendChoice }) => {
       const { backend: choice, split, threads } = flags;
-      const params = flags.params !== undefined ? paramsOption(OP, flags.params) : initParams(flags.hidden, new Rng(flags.seed));
+      const params = netOf(OP, flags);
       const cfg = threads === undefined ? config() : { ...config(), threads };
       const backend = await resolveBackend(choice, cfg, out);
       // The local pool reads MNIST here; on the queue the workers read their own.

@@ -2,16 +2,16 @@ import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { FdEngine, fdGradient, planGradient, planLoss } from '../../core/fd-engine.js';
 import { coordName } from '../../core/layout.js';
-import { analyticGradient, initParams, loss } from '../../core/network.js';
+import { analyticGradient, loss } from '../../core/network.js';
 import { ValidationError } from '../../core/errors.js';
 import type { Batch } from '../../core/dataset.js';
-import { Rng, miniBatchIndices } from '../../core/prng.js';
+import { miniBatchIndices } from '../../core/prng.js';
 import { openMnistRows } from '../../io/mnist.js';
 import { writeNpyFile } from '../../io/npy-file.js';
-import { checkMnistDir, indicesOption, paramsOption } from '../input-files.js';
+import { checkMnistDir, indicesOption, netOf } from '../input-files.js';
 import { checkOutput, npyBytes } from '../../io/out-dir.js';
 import { LocalPool } from '../../workers/threads/pool.js';
-import { OPTIONS } from '../cli-options.js';
+import { OPTIONS, addNetOptions } from '../cli-options.js';
 import type { Output } from '../output.js';
 import type { Config } from '../../io/config.js';
 import { resolveBackend } from '../backend.js';
@@ -46,7 +46,7 @@ export interface GradientFlags {
 export function resolveInputs(op: string, flags: { params?: string; indices?: string; hidden: number; seed: number; batch: number }, mnistDir?: string): { params: Float64Array; indices: Int32Array; batch: () => Batch } {
   // Files are checked at the edge (input-files.ts), so a bad one is reported against this command and
   // its option (`numgrad gradient: --params P.npy must be ...`), not against the core function that would trip on it.
-  const params = flags.params !== undefined ? paramsOption(op, flags.params) : initParams(flags.hidden, new Rng(flags.seed));
+  const params = netOf(op, flags);
   checkMnistDir(op, mnistDir);
   // Only the batch's images are read (openMnistRows), not the 47 MB training set.
   const train = openMnistRows('train', mnistDir);
@@ -59,12 +59,11 @@ export function resolveInputs(op: string, flags: { params?: string; indices?: st
 
 export function registerGradient(program: Command, out: Output, config: () => Config): void {
   const mnistDir = (): string | undefined => config().mnistDir;
-  program
-    .command('gradient')
-    .description('the full gradient of the chapter-4 net by central differences, one coordinate at a time')
-    .addOption(OPTIONS.params('parameters (.npy, float64, length 795·H+10); default: the seeded initial net'))
-    .addOption(OPTIONS.hidden('hidden units of the seeded initial net'))
-    .addOption(OPTIONS.seed('seed of the initial net and of the batch'))
+  addNetOptions(
+    program.command('gradient').description('the full gradient of the chapter-4 net by central differences, one coordinate at a time'),
+    'parameters (.npy, float64, length 795·H+10); default: the seeded initial net',
+    'seed of the initial net and of the batch',
+  )
     .option('--indices <file>', 'training-set indices of the batch (.npy, int32/int64)')
     .addOption(OPTIONS.batch('size of the seeded batch'))
     .addOption(OPTIONS.h())
