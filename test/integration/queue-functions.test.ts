@@ -69,6 +69,22 @@ describe('registered functions through the queue', () => {
     expect(readFileSync(out).equals(local.diff)).toBe(true);
   }, 240_000); // three CLI runs and a worker start: slow on a loaded 2-core machine
 
+  it('--backend auto takes the queue when Redis answers and a worker is online: the same bytes as the local backend', async () => {
+    const out = join(dir, 'auto-map.npy');
+    const r = await cli(['map', '--function', 'rosenbrock', '--x', X, '--backend', 'auto', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/map: rosenbrock at 3 point\(s\) of 23 coordinate\(s\), queue, /);
+    expect(readFileSync(out).equals(local.map)).toBe(true);
+  });
+
+  it('a job longer than a second shows its progress (plain lines when stderr is not a terminal)', async () => {
+    const Y = join(dir, 'y.npy');
+    writeNpyFile(Y, new Float64Array(100), [100, 1]);
+    const r = await cli(['map', '--function', 'sleepy', '--functions', FUNCTIONS, '--args', '{"ms":30}', '--x', Y, '--backend', 'local', '--threads', '1', '--concurrency', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^progress 16\/16 point shards [\d.]+ it\/s ETA /m);
+  });
+
   it('map: the same bytes as the local backend', async () => {
     const out = join(dir, 'queue-map.npy');
     const r = await cli(['map', '--function', 'rosenbrock', '--x', X, '--backend', 'queue', '--shards', '2', '--out', out]);

@@ -10,7 +10,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FunctionError } from '../../src/core/errors.js';
 import { PURE_BUILTINS } from '../../src/core/functions.js';
 import { approxDerivative, planDiff } from '../../src/core/numdiff.js';
-import { Rng } from '../../src/core/prng.js';
+import { Rng, miniBatchIndices } from '../../src/core/prng.js';
+import { gatherBatch } from '../../src/core/dataset.js';
+import { initParams, loss } from '../../src/core/network.js';
+import { numericalGradient } from '../../src/core/numerical.js';
+import { loadMnist } from '../../src/io/mnist.js';
 import { diffBatch, mapBatch } from '../../src/workers/threads/function-batch.js';
 import { FunctionPool } from '../../src/workers/threads/function-pool.js';
 
@@ -75,6 +79,19 @@ describe('function pool: results', () => {
     const b = await mapBatch(pool(3), { fn: 'rosenbrock' }, X, k, n);
     expect(Array.from(a.values)).toEqual([0, 1, 2].map((p) => PURE_BUILTINS.rosenbrock(X.slice(p * n, (p + 1) * n))));
     expect(bytes(a.values).equals(bytes(b.values))).toBe(true);
+  });
+
+  it('mnist-loss: map gives the net\'s batch loss bitwise (core loss); central diff on an H = 1 net gives the textbook numericalGradient bitwise', async () => {
+    const train = loadMnist('train');
+    const args = { seed: 5, size: 20, step: 3 };
+    const batch = gatherBatch(train, miniBatchIndices(args.seed, args.step, args.size, train.count));
+    const nets = [initParams(2, new Rng(1)), initParams(2, new Rng(2))];
+    const m = await mapBatch(pool(2), { fn: 'mnist-loss', args }, Float64Array.from([...nets[0], ...nets[1]]), 2, nets[0].length);
+    expect(bytes(m.values).equals(bytes(Float64Array.from(nets.map((x) => loss(x, batch)))))).toBe(true);
+    const x = initParams(1, new Rng(3));
+    const d = await diffBatch(pool(2), { fn: 'mnist-loss', args: { indices: [7, 70, 700] } }, x, 1, x.length, { method: 'central' });
+    const textbook = numericalGradient((v) => loss(v, gatherBatch(train, [7, 70, 700])), x);
+    expect(bytes(d.values).equals(bytes(textbook))).toBe(true);
   });
 
   it('an unknown name fails at once, listing the names the pool has', async () => {
