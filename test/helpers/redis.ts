@@ -297,13 +297,23 @@ export interface CliProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** How a test starts the CLI: the queue's prefix and URL, more environment (`extra`), another user (`uid`). */
+export interface CliEnv {
+  readonly prefix: string;
+  readonly url: string;
+  readonly logLevel?: string;
+  readonly extra?: NodeJS.ProcessEnv;
+  readonly uid?: number;
+}
+
 /** Starts the compiled `numgrad` CLI with the queue's prefix and URL in its environment. */
-export function startCli(args: string[], env: { prefix: string; url: string; logLevel?: string }): CliProcess {
+export function startCli(args: string[], env: CliEnv): CliProcess {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` before the tests (npm test does)`);
   const child = spawn(process.execPath, [...NODE_FLAGS, CLI, ...args], {
     cwd: ROOT,
-    env: { ...process.env, NUMGRAD_PREFIX: env.prefix, REDIS_URL: env.url, LOG_LEVEL: env.logLevel ?? 'warn' },
+    env: { ...process.env, NUMGRAD_PREFIX: env.prefix, REDIS_URL: env.url, LOG_LEVEL: env.logLevel ?? 'warn', ...env.extra },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(env.uid !== undefined ? { uid: env.uid, gid: env.uid } : {}),
   });
   let out = '';
   let err = '';
@@ -314,7 +324,7 @@ export function startCli(args: string[], env: { prefix: string; url: string; log
 }
 
 /** Runs the CLI to the end (SIGKILL after `timeoutMs`); its exit code, stdout and stderr. */
-export async function runCli(args: string[], env: { prefix: string; url: string; logLevel?: string }, timeoutMs = 120_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+export async function runCli(args: string[], env: CliEnv, timeoutMs = 120_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   const p = startCli(args, env);
   const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
   try {

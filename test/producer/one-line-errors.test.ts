@@ -8,13 +8,12 @@
  * local --detach` printed a stack trace (exit 1), and file errors named the file but not the command
  * or the option.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeNpy } from '../../src/core/npy.js';
-import { CLI, ROOT, type RedisServer, cleanup, redisUrl, startRedisServer, uniquePrefix } from '../helpers/redis.js';
+import { type RedisServer, cleanup, redisUrl, runCli, startRedisServer, uniquePrefix } from '../helpers/redis.js';
 
 const STACK_FRAME = /^\s+at .+|\bat file:\/\/|node:internal/m;
 const REFUSED = 'redis://127.0.0.1:1';
@@ -87,24 +86,8 @@ for (const [dir, says] of MNIST_WRONG) {
 CASES['start --mnist-dir (no Redis: local threads)'] = { args: (f) => ['--mnist-dir', join(f.F, 'folder'), 'start', '--iters', '1', '--out', join(f.F, 'out')], says: MNIST_WRONG[1][1] };
 CASES['demo --mnist-dir'] = { args: (f) => ['--mnist-dir', join(f.F, 'no-such-dir'), 'demo', '--out', join(f.F, 'out')], says: MNIST_WRONG[0][1] };
 
-function runCli(args: string[], url: string, prefix: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, REDIS_URL: url, NUMGRAD_PREFIX: prefix, LOG_LEVEL: 'warn', MNIST_DIR: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      res({ code, stdout, stderr });
-    });
-  });
-}
+/** The CLI without an MNIST_DIR from the environment (the cases name their own). */
+const run = (args: string[], url: string, prefix: string) => runCli(args, { url, prefix, extra: { MNIST_DIR: '' } }, 60_000);
 
 describe('one-line errors: every command through a table of bad inputs', () => {
   const prefix = uniquePrefix();
@@ -132,7 +115,7 @@ describe('one-line errors: every command through a table of bad inputs', () => {
   it.for(Object.entries(CASES))('%s', { timeout: 120_000 }, async ([_name, c]) => {
     const url = c.redis === 'shared' ? fx.shared : c.redis === 'wrong-password' ? fx.wrongPassword : REFUSED;
     const args = c.args(fx);
-    const r = await runCli(args, url, prefix);
+    const r = await run(args, url, prefix);
     expect(r.stderr, 'no stack frame').not.toMatch(STACK_FRAME);
     expect(r.code, r.stderr).toBe(2);
     const errors = r.stderr.split('\n').filter((l) => l.startsWith('error: '));

@@ -7,12 +7,12 @@
  * otherwise the folder is made read-only for its owner (chmod 0555). A full disk is a 64 KB tmpfs
  * (mounting needs root: those two tests are skipped without it, and say so).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, ROOT, cleanup, keysUnder, redisUrl, uniquePrefix } from '../helpers/redis.js';
+import { cleanup, keysUnder, redisUrl, runCli, uniquePrefix } from '../helpers/redis.js';
 
 const isRoot = process.getuid?.() === 0;
 const USER = 1000;
@@ -33,35 +33,15 @@ afterAll(() => {
   rmSync(base, { recursive: true, force: true });
 });
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The CLI as uid 1000 when we are root (so root's bypass of permissions does not hide the case). */
-function run(args: string[], env: Record<string, string> = {}, asUser = isRoot): Promise<Result> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, REDIS_URL: 'redis://127.0.0.1:1', LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(asUser ? { uid: USER, gid: USER } : {}),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      res({ code, stdout, stderr });
-    });
-  });
-}
+/**
+ * The CLI as uid 1000 when we are root (so root's bypass of permissions does not hide the case),
+ * against a Redis that does not answer unless the test names its own.
+ */
+const run = (args: string[], redis: { url: string; prefix: string } = { url: 'redis://127.0.0.1:1', prefix: uniquePrefix() }, asUser = isRoot) =>
+  runCli(args, { ...redis, ...(asUser ? { uid: USER } : {}) }, 60_000);
 
 /** Exit 2, one line on stderr naming the command, the option and the path; nothing started. */
-function expectOneLine(r: Result, op: string, path: string, what: RegExp): void {
+function expectOneLine(r: { code: number | null; stdout: string; stderr: string }, op: string, path: string, what: RegExp): void {
   expect(r.code, r.stderr).toBe(2);
   expect(r.stderr, 'no stack frame').not.toMatch(STACK_FRAME);
   const lines = r.stderr.trim().split('\n');
@@ -88,16 +68,16 @@ describe('an unwritable output folder is reported before any work', () => {
   it('numgrad gradient --out G.npy in an unwritable folder, and --out naming a folder', async () => {
     const r = await run(['gradient', '--backend', 'inline', '--batch', '2', '--out', join(locked, 'g.npy')]);
     expectOneLine(r, 'numgrad gradient', join(locked, 'g.npy'), NOT_WRITABLE);
-    const d = await run(['gradient', '--backend', 'inline', '--batch', '2', '--out', base], {}, false);
+    const d = await run(['gradient', '--backend', 'inline', '--batch', '2', '--out', base], undefined, false);
     expectOneLine(d, 'numgrad gradient', base, /is a folder: give the name of a file to write/);
   });
 
   it('numgrad train --out naming a file, or a path under a file', async () => {
     const file = join(base, 'a-file');
     writeFileSync(file, 'x');
-    const r = await run(['train', '--backend', 'local', '--iters', '1', '--out', file], {}, false);
+    const r = await run(['train', '--backend', 'local', '--iters', '1', '--out', file], undefined, false);
     expectOneLine(r, 'numgrad train', file, /is a file, not a folder/);
-    const under = await run(['train', '--backend', 'local', '--iters', '1', '--out', join(file, 'train')], {}, false);
+    const under = await run(['train', '--backend', 'local', '--iters', '1', '--out', join(file, 'train')], undefined, false);
     expectOneLine(under, 'numgrad train', join(file, 'train'), /cannot be created: .*a-file is a file, not a folder/);
   });
 });
@@ -113,16 +93,16 @@ describe('on the queue: nothing is submitted', () => {
   });
 
   it('numgrad train --backend queue leaves no key in Redis', async () => {
-    const r = await run(['train', '--backend', 'queue', '--iters', '2', '--run-id', 'nope', '--out', join(locked, 'train')], { REDIS_URL: url, NUMGRAD_PREFIX: prefix });
+    const r = await run(['train', '--backend', 'queue', '--iters', '2', '--run-id', 'nope', '--out', join(locked, 'train')], { url, prefix });
     expectOneLine(r, 'numgrad train', join(locked, 'train'), NOT_WRITABLE);
     expect(await keysUnder(url, prefix)).toEqual([]);
   });
 
   it('numgrad follow RUN --out refuses before following', async () => {
     // A detached run with no worker online: it waits in Redis, so following it would never end.
-    const sub = await run(['train', '--backend', 'queue', '--iters', '2', '--detach', '--run-id', 'waits'], { REDIS_URL: url, NUMGRAD_PREFIX: prefix }, false);
+    const sub = await run(['train', '--backend', 'queue', '--iters', '2', '--detach', '--run-id', 'waits'], { url, prefix }, false);
     expect(sub.code, sub.stderr).toBe(0);
-    const r = await run(['follow', 'waits', '--out', join(locked, 'run')], { REDIS_URL: url, NUMGRAD_PREFIX: prefix });
+    const r = await run(['follow', 'waits', '--out', join(locked, 'run')], { url, prefix });
     expectOneLine(r, 'numgrad follow', join(locked, 'run'), NOT_WRITABLE);
   });
 });
@@ -140,7 +120,7 @@ describe.skipIf(!isRoot)('a full output disk (a 64 KB tmpfs; needs root to mount
   });
 
   it('numgrad train: too little room for params.npy, metrics.jsonl and curves.svg', async () => {
-    const r = await run(['train', '--backend', 'local', '--iters', '1', '--out', join(mnt, 'train')], {}, false);
+    const r = await run(['train', '--backend', 'local', '--iters', '1', '--out', join(mnt, 'train')], undefined, false);
     expectOneLine(r, 'numgrad train', join(mnt, 'train'), /needs about 0\.7 MB but the file system of .* has 0\.066 MB free: free some space/);
   });
 
@@ -151,7 +131,7 @@ describe.skipIf(!isRoot)('a full output disk (a 64 KB tmpfs; needs root to mount
     } catch (err) {
       expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
     }
-    const r = await run(['gradient', '--backend', 'inline', '--batch', '2', '--out', join(mnt, 'g.npy')], {}, false);
+    const r = await run(['gradient', '--backend', 'inline', '--batch', '2', '--out', join(mnt, 'g.npy')], undefined, false);
     expectOneLine(r, 'numgrad gradient', join(mnt, 'g.npy'), /cannot be written: the file system of .* is full \(ENOSPC\)/);
   });
 });
