@@ -42,6 +42,7 @@ import { LocalPool } from '../src/workers/threads/pool.js';
 import { REPO, startRedis } from './contenders.js';
 import { runIfEntry } from './entry.js';
 import { NODE_FLAGS } from '../src/producer/node-flags.js';
+import { ROUND_TRIP_MARKER } from './network.js';
 
 const CLI = join(REPO, 'dist/src/producer/cli.js');
 
@@ -820,7 +821,6 @@ export async function main(argv: string[]): Promise<number> {
  * The round-trip section of docs/SCALING.md comes from `npm run test:docker` (latency added with tc
  * netem between containers), not from this bench: a rewrite of the page keeps it, from its marker on.
  */
-export const KEPT_MARKER = '<!-- round trips: measured by npm run test:docker, kept by bench:scaling -->';
 
 function keptSection(path: string): string {
   let old: string;
@@ -829,7 +829,7 @@ function keptSection(path: string): string {
   } catch {
     return '';
   }
-  const at = old.indexOf(KEPT_MARKER);
+  const at = old.indexOf(ROUND_TRIP_MARKER);
   return at < 0 ? '' : `\n${old.slice(at)}`;
 }
 
