@@ -89,6 +89,17 @@ describe('docker compose, for real', () => {
     expect(inImage('for c in gcc cc g++ make tsc; do command -v $c; done; ls /app/src; true')).toBe('dashboard');
   });
 
+  it('`compose config` accepts the files (the Compose in use parses them: v1 or v2), and refuses them without the secrets', () => {
+    const r = stack.mustRun(['--profile', 'tools', 'config'], { timeoutMs: 60_000 });
+    const services = stack.mustRun(['--profile', 'tools', 'config', '--services'], { timeoutMs: 60_000 }).stdout.split('\n').filter(Boolean).sort();
+    note('compose config', { compose: stack.compose.join(' '), services, bytes: r.stdout.length });
+    expect(services).toEqual(['dashboard', 'producer', 'redis', 'worker']);
+    expect(r.stdout).toContain(`redis://:${stack.password}@redis:6379`);
+    const bare = stack.run(['config', '-q'], { env: stack.env({ REDIS_PASSWORD: undefined }), timeoutMs: 60_000 });
+    expect(bare.status).not.toBe(0);
+    expect(bare.stderr).toMatch(/set REDIS_PASSWORD/);
+  });
+
   it('up -d --scale worker=3: Redis and the dashboard healthy, 3 workers; /healthz 200, / 401 without the token, 200 with it', async () => {
     const up = stack.mustRun(['up', '-d', '--scale', 'worker=3'], { timeoutMs: 300_000 });
     note('up seconds', Math.round(up.ms / 100) / 10);
@@ -163,8 +174,8 @@ describe('docker compose, for real', () => {
     const netem = hasNetem(stack, workers[0]);
     if (!netem.ok) {
       // A kernel built without CONFIG_NET_SCH_NETEM (this VM's) cannot add delay: said, not passed.
-      note('latency', `not measured: tc netem unavailable (${netem.why})`);
-      ctx.skip(`tc netem unavailable: ${netem.why}`);
+      note('latency', `not measured here: tc netem unavailable (${netem.why}); npm run bench:network measures it through a delaying proxy`);
+      ctx.skip(`tc netem unavailable: ${netem.why} (npm run bench:network measures round trips through a delaying proxy)`);
     }
     const delays = [0, 1, 5];
     const rtt: Record<number, number> = {};
