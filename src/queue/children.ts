@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import { type BatchSpec, CeShardResult, type EvalSplit, FdShardResult, JOBS, type ShardOrigin, parsePayload } from '../core/contract.js';
 import { ValidationError } from '../core/errors.js';
 import { CoverAssembler, checkOrigin } from '../core/reduce.js';
-import { base64ToF64, batchKey } from './codec.js';
+import { base64ToF64, batchKey, bufferToF64 } from './codec.js';
 
 /** What an fd-shard of this gradient must have computed (it echoes the same in its result's `of`). */
 export function fdOrigin(params: string, hidden: number, batch: BatchSpec, h: number): ShardOrigin {
@@ -21,7 +21,18 @@ export interface Assembled {
   readonly loss: number;
   /** Samples whose argmax is the label (ce-shards); 0 for fd-shards. */
   readonly correct: number;
+  /** Keys of the stored shard results read (`stored: true`): the caller deletes them once it is done. */
+  readonly stored: readonly string[];
 }
+
+/** Where stored shard results are read from (the Store). */
+export interface ShardResults {
+  readonly keys: { shardResult(jobId: string): string };
+  getShardResults(jobIds: readonly string[]): Promise<(Buffer | null)[]>;
+}
+
+/** The job id of a child key from getChildrenValues (`<prefix>:<queue>:<id>`; ids hold no ':'). */
+const childJobId = (child: string): string => child.slice(child.lastIndexOf(':') + 1);
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object';
 
@@ -32,7 +43,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
  * `correct` counts cannot be split); together they must cover [0, total). Any failure is a
  * ValidationError naming the parent's job (`op`), the child's key and the field.
  */
-export async function assembleChildren(job: Job, op: string, total: number, expected: ShardOrigin): Promise<Assembled> {
+export async function assembleChildren(job: Job, op: string, total: number, expected: ShardOrigin, results: ShardResults): Promise<Assembled> {
   const values = (await job.getChildrenValues()) as Record<string, unknown>;
   const asm = new CoverAssembler(op, total);
   const ce = expected.job === JOBS.ceShard;
@@ -43,11 +54,21 @@ export async function assembleChildren(job: Job, op: string, total: number, expe
   // In range order (then by key), not Redis' hash order: which of two children a message names first never varies.
   const startOf = (v: unknown): number => (isObject(v) && typeof v.start === 'number' ? v.start : Infinity);
   const entries = Object.entries(values).sort(([ka, a], [kb, b]) => startOf(a) - startOf(b) || (ka < kb ? -1 : ka > kb ? 1 : 0));
-  for (const [child, v] of entries) {
+  const parsed = entries.map(([child, v]) => {
     const label = `${op}: result of child ${child}`;
     const r = isObject(v) && 'losses' in v ? parsePayload(CeShardResult, label, v) : parsePayload(FdShardResult, label, v);
     checkOrigin(op, child, expected, r.of);
-    const data = 'losses' in r ? base64ToF64(r.losses, `${label}: data.losses`, r.end - r.start) : base64ToF64(r.data, `${label}: data.data`, r.end - r.start);
+    return { child, label, r };
+  });
+  // Stored derivatives, all in one round trip.
+  const storedIds = parsed.filter((p) => 'stored' in p.r && p.r.stored === true).map((p) => childJobId(p.child));
+  const buffers = new Map<string, Buffer | null>();
+  (await results.getShardResults(storedIds)).forEach((b, i) => buffers.set(storedIds[i], b));
+  for (const { child, label, r } of parsed) {
+    let data: Float64Array;
+    if ('losses' in r) data = base64ToF64(r.losses, `${label}: data.losses`, r.end - r.start);
+    else if (r.data !== undefined) data = base64ToF64(r.data, `${label}: data.data`, r.end - r.start);
+    else data = storedValues(buffers.get(childJobId(child)) ?? null, `${label}: data.stored`, results.keys.shardResult(childJobId(child)), r.end - r.start);
     const placed = asm.put(child, r.start, r.end, data);
     if ('correct' in r) {
       const range = `${r.start}:${r.end}`;
@@ -72,5 +93,12 @@ export async function assembleChildren(job: Job, op: string, total: number, expe
   if (gap >= 0) throw new ValidationError(op, 'children', `results covering [0, ${total})`, `nothing for index ${gap}`);
   // The child at 0 reports the batch loss; a result without it would leave the step without one.
   if (!ce && lossFrom === undefined) throw new ValidationError(op, 'children', 'a result with the batch loss (the fd-shard that starts at 0)', 'none');
-  return { out: asm.out, loss, correct };
+  return { out: asm.out, loss, correct, stored: storedIds.map((id) => results.keys.shardResult(id)) };
+}
+
+/** A stored shard result as float64 values: present, and exactly `count` of them. */
+function storedValues(b: Buffer | null, field: string, key: string, count: number): Float64Array {
+  if (b === null) throw new ValidationError('decode', field, `derivatives stored under ${key}`, 'nothing there (expired or deleted)');
+  if (b.byteLength !== 8 * count) throw new ValidationError('decode', field, `${count} float64 values (${8 * count} bytes) under ${key}`, `${b.byteLength} bytes`);
+  return bufferToF64(b, field);
 }

@@ -15,6 +15,13 @@ export class Keys {
   holders(version: string): string {
     return this.k('params', version, 'holders');
   }
+  /**
+   * One fd-shard's derivatives, binary (float64 LE), under the shard job's id: written by the shard,
+   * read by its reducer, deleted when the reducer is done with them (a TTL catches the rest).
+   */
+  shardResult(jobId: string): string {
+    return this.k('shard', jobId);
+  }
   /** An assembled gradient, binary, for its submitter (with a TTL). */
   result(id: string): string {
     return this.k('result', id);

@@ -30,7 +30,28 @@ if redis.call('SCARD', KEYS[2]) == 0 then
 end
 return 0`;
 
+/**
+ * A training step's hold on θ_t, released once the run is past step t (KEYS: run, params, holders;
+ * ARGV: t, holder). A running run still at step t or before means Redis came back without that step
+ * (its last writes lost) while the reducer remembered it: the release is refused (-1), since the
+ * step's redo needs θ_t. A command that was in flight when Redis went down is resent when it is
+ * back, so this check must be made by Redis itself, at the moment of the release.
+ */
+const RELEASE_AFTER_STEP = `
+local step = tonumber(redis.call('HGET', KEYS[1], 'step'))
+if step ~= nil and step <= tonumber(ARGV[1]) and redis.call('HGET', KEYS[1], 'state') == 'running' then return -1 end
+redis.call('SREM', KEYS[3], ARGV[2])
+if redis.call('SCARD', KEYS[3]) == 0 then
+  redis.call('DEL', KEYS[2], KEYS[3])
+  return 1
+end
+return 0`;
+
+/** A shard result left behind (its reducer failed, its run was stopped) expires after a day. */
+export const SHARD_RESULT_TTL_SECONDS = 86_400;
+
 /** Moves a run from step t to t+1 once: a duplicate reducer (a retried or twice-delivered step) changes nothing. */
+
 /** What `Store.commitStep` did: moved t → t+1; found the run at another step (a duplicate); found no run. */
 export type Advance = 'advanced' | 'elsewhere' | 'no-run';
 
@@ -38,13 +59,15 @@ export type Advance = 'advanced' | 'elsewhere' | 'no-run';
  * Step t of a run, committed as one unit: θ_{t+1}'s snapshot with its holders, the evaluations it
  * owes, the step and the metrics line. One script is one entry of the append-only file, so a Redis
  * that comes back without its last second of writes has all of it or none, never a step whose
- * snapshot is missing. KEYS: run, metrics, params(θ_{t+1}), holders(θ_{t+1}), pending.
- * ARGV: t, version, metrics line, loss, now, snapshot bytes, holder count, holders…, pending…
+ * snapshot is missing. The shard results the step was assembled from go with it (in the same
+ * entry: a Redis that lost the step still has them for the redo). KEYS: run, metrics,
+ * params(θ_{t+1}), holders(θ_{t+1}), pending, shard results…. ARGV: t, version, metrics line, loss, now, snapshot bytes, holder count, holders…, pending…
  */
 const COMMIT_STEP = `
 local step = tonumber(redis.call('HGET', KEYS[1], 'step'))
 if step == nil then return -1 end
 if step ~= tonumber(ARGV[1]) then return 0 end
+for i = 6, #KEYS do redis.call('DEL', KEYS[i]) end
 redis.call('SET', KEYS[3], ARGV[6], 'NX')
 local n = tonumber(ARGV[7])
 for i = 8, 7 + n do redis.call('SADD', KEYS[4], ARGV[i]) end
@@ -94,6 +117,15 @@ export class Store {
     return b === null ? null : bufferToF64(b);
   }
 
+  /**
+   * Step t of run `id` no longer needs θ_t (`version`, held by `holder`), if Redis holds the run past
+   * step t; 'behind' when the run is running at step t or before (RELEASE_AFTER_STEP). Idempotent.
+   */
+  async releaseAfterStep(id: string, t: number, version: string, holder: string): Promise<'released' | 'behind'> {
+    const r = (await this.redis.eval(RELEASE_AFTER_STEP, 3, this.keys.run(id), this.keys.params(version), this.keys.holders(version), t, holder)) as number;
+    return r === -1 ? 'behind' : 'released';
+  }
+
   /** `holder` no longer needs the version; the snapshot is deleted with its last holder. Idempotent. */
   async release(version: string, holder: string): Promise<void> {
     await this.redis.eval(RELEASE, 2, this.keys.params(version), this.keys.holders(version), holder);
@@ -103,6 +135,27 @@ export class Store {
     const key = this.keys.result(id);
     await this.redis.set(key, f64Bytes(data), 'EX', ttlSeconds);
     return key;
+  }
+
+  /**
+   * An fd-shard's derivatives, binary, under its job id (`Keys.shardResult`), for its reducer; the
+   * TTL is a backstop (the reducer deletes them once used). Returns the key.
+   */
+  async putShardResult(jobId: string, values: Float64Array): Promise<string> {
+    const key = this.keys.shardResult(jobId);
+    await this.redis.set(key, f64Bytes(values), 'EX', SHARD_RESULT_TTL_SECONDS);
+    return key;
+  }
+
+  /** Stored shard results by job id, in order (null where none is stored), in one round trip. */
+  async getShardResults(jobIds: readonly string[]): Promise<(Buffer | null)[]> {
+    if (jobIds.length === 0) return [];
+    return this.redis.mgetBuffer(...jobIds.map((j) => this.keys.shardResult(j)));
+  }
+
+  /** Deletes stored shard results (keys from `Keys.shardResult`) once their reducer is done. */
+  async deleteKeys(keys: readonly string[]): Promise<void> {
+    if (keys.length > 0) await this.redis.del(...keys);
   }
 
   /** Reads and deletes an assembled gradient. */
@@ -149,8 +202,8 @@ export class Store {
    * Moves a run from step t to t+1 once (COMMIT_STEP): θ_{t+1} stored as `version` and held by
    * `holders`, the evaluation tokens `pending` added, the metrics line appended.
    */
-  async commitStep(id: string, t: number, step: { params: Float64Array; version: string; holders: readonly string[]; pending: readonly string[]; metricsLine: string; loss: number }): Promise<Advance> {
-    const keys = [this.keys.run(id), this.keys.runMetrics(id), this.keys.params(step.version), this.keys.holders(step.version), this.keys.runPending(id)];
+  async commitStep(id: string, t: number, step: { params: Float64Array; version: string; holders: readonly string[]; pending: readonly string[]; metricsLine: string; loss: number; shardResults: readonly string[] }): Promise<Advance> {
+    const keys = [this.keys.run(id), this.keys.runMetrics(id), this.keys.params(step.version), this.keys.holders(step.version), this.keys.runPending(id), ...step.shardResults];
     const args = [t, step.version, step.metricsLine, step.loss, Date.now(), f64Bytes(step.params), step.holders.length, ...step.holders, ...step.pending];
     const r = (await this.redis.eval(COMMIT_STEP, keys.length, ...keys, ...args)) as number;
     return r === 1 ? 'advanced' : r === 0 ? 'elsewhere' : 'no-run';

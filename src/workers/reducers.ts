@@ -19,6 +19,8 @@ export interface ReducerDeps {
   readonly logger: Logger;
   /** θ as this process's shards loaded it, if it is still here. */
   readonly loaded: (version: string) => Promise<Float64Array | undefined>;
+  /** Hands θ_{t+1}, as a training step stored it, to this process's shards (shard-processor.ts `seed`). */
+  readonly seed: (version: string, params: Float64Array) => void;
   /** Logs a failure to record a failed run (the Redis URL redacted). */
   readonly warnUnrecorded: (job: Job, err: unknown) => void;
 }
@@ -61,15 +63,16 @@ export class Reducers {
 
   private async gradient(job: Job, d: GradientData): Promise<GradientResult> {
     const { store } = this.deps;
-    const { out, loss } = await assembleChildren(job, JOBS.gradient, paramCount(d.hidden), fdOrigin(d.params, d.hidden, d.batch, d.h));
+    const { out, loss, stored } = await assembleChildren(job, JOBS.gradient, paramCount(d.hidden), fdOrigin(d.params, d.hidden, d.batch, d.h), store);
     const key = await store.putResult(String(job.id), out, d.resultTtl);
+    await store.deleteKeys(stored);
     await store.release(d.params, d.holder);
     return { key, bytes: out.byteLength, loss };
   }
 
   private async evaluation(job: Job, d: EvaluationData): Promise<EvaluationResult> {
     const { store, logger } = this.deps;
-    const { out, correct } = await assembleChildren(job, JOBS.evaluation, splitSize(d.split, d.batch), ceOrigin(d.params, d.hidden, d.split, d.batch));
+    const { out, correct } = await assembleChildren(job, JOBS.evaluation, splitSize(d.split, d.batch), ceOrigin(d.params, d.hidden, d.split, d.batch), store);
     const r = reduceEvaluation(out, correct);
     if (d.run !== undefined) {
       await store.recordEval(d.run.id, d.run.iter, d.split, { loss: r.loss, accuracy: r.accuracy });

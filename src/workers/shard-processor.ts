@@ -38,7 +38,7 @@ export class ShardProcessor {
   async process(job: Job): Promise<unknown> {
     try {
       if (isFunctionJob(job.name)) return await this.functions.shard(job);
-      if (job.name === JOBS.fdShard) return await this.fdShard(parsePayload(FdShardData, job.name, job.data));
+      if (job.name === JOBS.fdShard) return await this.fdShard(parsePayload(FdShardData, job.name, job.data), job.parentKey === undefined ? undefined : String(job.id));
       if (job.name === JOBS.ceShard) return await this.ceShard(parsePayload(CeShardData, job.name, job.data));
       throw new ValidationError('shard', 'job name', `"${JOBS.fdShard}" or "${JOBS.ceShard}"`, job.name);
     } catch (err) {
@@ -76,11 +76,27 @@ export class ShardProcessor {
     return loaded;
   }
 
-  private async fdShard(d: FdShardData): Promise<FdShardResult> {
+  /**
+   * A shard with a parent (a flow's child: its reducer reads and deletes what it stored) puts its
+   * derivatives in Redis binary under its job id (`stored: true`); a shard on its own returns them
+   * inline, base64, for whoever reads its return value.
+   */
+  private async fdShard(d: FdShardData, storeAs: string | undefined): Promise<FdShardResult> {
     const { params } = await this.load(d.params, d.hidden);
     const key = `${d.params}|${batchKey(d.batch)}|${d.h}`;
     const { values, loss } = await this.pool.gradientShardOf(key, () => ({ params, indices: batchIndices(d.batch, TRAIN_SIZE), h: d.h }), d.start, d.end);
-    return { start: d.start, end: d.end, data: f64ToBase64(values), ...(d.start === 0 ? { loss } : {}), of: fdOrigin(d.params, d.hidden, d.batch, d.h) };
+    const base = { start: d.start, end: d.end, ...(d.start === 0 ? { loss } : {}), of: fdOrigin(d.params, d.hidden, d.batch, d.h) };
+    if (storeAs === undefined) return { ...base, data: f64ToBase64(values) };
+    await this.store.putShardResult(storeAs, values);
+    return { ...base, stored: true };
+  }
+
+  /**
+   * θ as a reducer of this process just stored it (content-addressed: the version is the SHA-256 of
+   * these bytes): the next step's shards here start from this copy instead of reading it back.
+   */
+  seed(version: string, params: Float64Array): void {
+    void this.snapshots.get(version, async () => snapshot(params)).catch(() => undefined);
   }
 
   private async ceShard(d: CeShardData): Promise<CeShardResult> {

@@ -55,7 +55,8 @@ export async function drain(w: Drainable, graceMs: number, skip: Promise<void> =
   }
   const left = w.activeJobs();
   let requeued = 0;
-  if (left.length > 0) {
+  // Handing back needs Redis: with Redis away the jobs come back by the stalled check instead.
+  if (left.length > 0 && w.redisUp()) {
     const handed = await within(Promise.allSettled(left.map(({ job, token }) => (token === undefined ? Promise.reject(new Error('no token')) : job.moveToWait(token)))), REQUEUE_BOUND_MS);
     if (handed !== 'timeout') requeued = handed.filter((r) => r.status === 'fulfilled').length;
   }

@@ -26,6 +26,8 @@ export interface TrainStepDeps {
   readonly logger: Logger;
   /** θ_t as this process's shards loaded it, if it is still here (else it is read from Redis). */
   readonly loaded: (version: string) => Promise<Float64Array | undefined>;
+  /** Hands θ_{t+1} to this process's shards, so the next step's shards here need not read it back. */
+  readonly seed: (version: string, params: Float64Array) => void;
   /** Marks the run done once its last step and evaluations are in. */
   readonly tryFinish: (run: string) => Promise<void>;
 }
@@ -50,7 +52,7 @@ export async function trainStep(deps: TrainStepDeps, job: Job, d: TrainStepData)
   let next: string;
   let advanced = false;
   if (run.step === t) {
-    const { out: g, loss } = await assembleChildren(job, JOBS.trainStep, paramCount(cfg.hidden), fdOrigin(d.params, cfg.hidden, seededBatch(cfg.seed, t, cfg.batch), cfg.h));
+    const { out: g, loss, stored } = await assembleChildren(job, JOBS.trainStep, paramCount(cfg.hidden), fdOrigin(d.params, cfg.hidden, seededBatch(cfg.seed, t, cfg.batch), cfg.h), store);
     const theta = (await deps.loaded(d.params)) ?? (await store.getParams(d.params));
     if (theta === null) throw new ValidationError('train-step', 'data.params', 'a params version stored in Redis', d.params);
     // The shards check the snapshot when they load it, but may have loaded it before it changed.
@@ -58,10 +60,11 @@ export async function trainStep(deps: TrainStepDeps, job: Job, d: TrainStepData)
     if (bad >= 0) throw new ValidationError('train-step', `data.params[${bad}]`, 'a finite number in the stored snapshot', theta[bad]);
     const nextParams = sgdStep(theta, g, cfg.lr);
     next = paramsVersion(nextParams);
+    deps.seed(next, nextParams);
     const evals = isEvalStep(cfg, t);
     const holders = [jobId('run', d.run, 'step', t + 1), ...(evals ? [jobId('run', d.run, 'eval', t, 'train'), jobId('run', d.run, 'eval', t, 'test')] : [])];
     const pending = evals ? [`eval:${t}:train`, `eval:${t}:test`] : [];
-    advanced = (await store.commitStep(d.run, t, { params: nextParams, version: next, holders, pending, metricsLine: JSON.stringify({ iter: t, loss }), loss })) === 'advanced';
+    advanced = (await store.commitStep(d.run, t, { params: nextParams, version: next, holders, pending, metricsLine: JSON.stringify({ iter: t, loss }), loss, shardResults: stored })) === 'advanced';
     deps.logger.debug({ queue: QUEUES.reduce, jobId: job.id, run: d.run, step: t, loss }, 'step');
   } else {
     next = run.params;
@@ -88,7 +91,9 @@ export async function trainStep(deps: TrainStepDeps, job: Job, d: TrainStepData)
     await store.keepFinalParams(d.run, next);
     await store.release(next, jobId('run', d.run, 'step', t + 1));
   }
-  await store.release(d.params, holderT);
+  // Refused while Redis holds the run at step t or before: it lost the step after the check above
+  // (a command in flight when it went down is resent when it is back), and the redo needs θ_t.
+  if ((await store.releaseAfterStep(d.run, t, d.params, holderT)) === 'behind') throw new StepLost(d.run, t, t);
   if (t + 1 >= cfg.iters) await deps.tryFinish(d.run);
   return { step: t, advanced };
 }

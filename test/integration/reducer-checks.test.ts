@@ -41,6 +41,7 @@ let worker: QueueWorker;
 let flows: FlowProducer;
 let events: QueueEvents;
 let forger: Worker;
+let unstored: Worker;
 let reduceQueue: Queue;
 let pv: string;
 let qv: string;
@@ -72,10 +73,22 @@ beforeAll(async () => {
     },
     { connection: new Redis(url, { maxRetriesPerRequest: null }), prefix },
   );
+  // A foreign shard worker that says its derivatives are stored (`stored: true`) and stores none
+  // (mode 'missing') or a value one float64 short (mode 'short').
+  unstored = new Worker(
+    'unstored',
+    async (job: Job) => {
+      const d = job.data as { start: number; end: number; mode: 'missing' | 'short' };
+      if (d.mode === 'short') await conn.set(store.keys.shardResult(String(job.id)), Buffer.alloc(8 * (d.end - d.start - 1)));
+      return { start: d.start, end: d.end, stored: true, of: { job: 'fd-shard', params: pv, hidden: H, batch: batchKey(batch), h: 1e-4 } };
+    },
+    { connection: new Redis(url, { maxRetriesPerRequest: null }), prefix },
+  );
 }, 60_000);
 
 afterAll(async () => {
   await forger?.close();
+  await unstored?.close();
   await events?.close();
   await flows?.close();
   await reduceQueue?.close();
@@ -165,6 +178,17 @@ describe('a gradient parent checks each child against its own payload', () => {
     const g = await store.takeResult(key);
     expect(g).not.toBeNull();
     expect(bytesOf(g as Float64Array).equals(bytesOf(reference))).toBe(true);
+    // The children stored their derivatives binary under their job ids; the reducer deleted them.
+    for (const child of r.children) expect(await conn.exists(store.keys.shardResult(child.slice(child.lastIndexOf(':') + 1)))).toBe(0);
+  });
+  it('a child that says its derivatives are stored, where nothing is stored', async () => {
+    const r = await runFlow('gradient', gradient(), [fd({}, 0, 4000), fd({ mode: 'missing' }, 4000, COORDS, 'unstored')]);
+    expectRefused(r, 1, (c) => new RegExp(`^decode: gradient: result of child ${c}: data\\.stored must be derivatives stored under ${esc(prefix)}:ng:shard:c\\d+, got "nothing there \\(expired or deleted\\)"$`));
+  });
+  it('a child whose stored derivatives are one value short', async () => {
+    const r = await runFlow('gradient', gradient(), [fd({}, 0, 4000), fd({ mode: 'short' }, 4000, COORDS, 'unstored')]);
+    const m = COORDS - 4000;
+    expectRefused(r, 1, (c) => new RegExp(`^decode: gradient: result of child ${c}: data\\.stored must be ${m} float64 values \\(${8 * m} bytes\\) under ${esc(prefix)}:ng:shard:c\\d+, got "${8 * (m - 1)} bytes"$`));
   });
 });
 

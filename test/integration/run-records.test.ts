@@ -191,3 +191,34 @@ describe('a malformed run hash is listed as corrupt, the others as usual', () =>
     }
   });
 });
+
+describe('a step commits and releases against what Redis holds', () => {
+  it("θ_t's hold is released only once the run is past step t; a release resent to a Redis that lost the step is refused and keeps θ_t", async () => {
+    const prefix = uniquePrefix();
+    prefixes.push(prefix);
+    const conn = new Redis(url);
+    const store = new Store(conn, new Keys(prefix));
+    try {
+      const theta = new Float64Array(795 * 10 + 10).fill(0.5);
+      const v = await store.putParams(theta, 'run-r-step-0');
+      expect(await store.createRun('r', cfg, v)).toBe(true);
+      // Step 0 not committed (as after a Redis that came back without it): the hold stays.
+      expect(await store.releaseAfterStep('r', 0, v, 'run-r-step-0')).toBe('behind');
+      expect((await store.getParams(v))?.length).toBe(theta.length);
+      // Step 0 committed, with its two stored shard results deleted in the same script.
+      const next = new Float64Array(theta.length).fill(0.25);
+      const shardKeys = [await store.putShardResult('run-r-step-0-s-0', next.subarray(0, 5)), await store.putShardResult('run-r-step-0-s-1', next.subarray(5, 9))];
+      expect(await conn.ttl(shardKeys[0])).toBeGreaterThan(0);
+      expect(await store.commitStep('r', 0, { params: next, version: 'd'.repeat(64), holders: ['run-r-step-1'], pending: [], metricsLine: '{"iter":0}', loss: 1, shardResults: shardKeys })).toBe('advanced');
+      expect(await conn.exists(...shardKeys)).toBe(0);
+      expect(await store.releaseAfterStep('r', 0, v, 'run-r-step-0')).toBe('released');
+      expect(await store.getParams(v)).toBeNull();
+      // A duplicate of the commit is refused and deletes nothing it names.
+      const again = await store.putShardResult('run-r-step-0-s-0', next.subarray(0, 5));
+      expect(await store.commitStep('r', 0, { params: next, version: 'd'.repeat(64), holders: [], pending: [], metricsLine: '{"iter":0}', loss: 1, shardResults: [again] })).toBe('elsewhere');
+      expect(await conn.exists(again)).toBe(1);
+    } finally {
+      conn.disconnect();
+    }
+  });
+});
