@@ -29,6 +29,11 @@ export interface Assembled {
 export interface ShardResults {
   readonly keys: { shardResult(jobId: string): string };
   getShardResults(jobIds: readonly string[]): Promise<(Buffer | null)[]>;
+  /**
+   * The derivatives of a child that ran in this process, as it computed them (no read from Redis):
+   * only for the same job id, range and params version, so they are the stored bytes.
+   */
+  cached?(jobId: string, start: number, end: number, params: string): Float64Array | undefined;
 }
 
 /** The job id of a child key from getChildrenValues (`<prefix>:<queue>:<id>`; ids hold no ':'). */
@@ -60,15 +65,22 @@ export async function assembleChildren(job: Job, op: string, total: number, expe
     checkOrigin(op, child, expected, r.of);
     return { child, label, r };
   });
-  // Stored derivatives, all in one round trip.
+  // Stored derivatives: those computed here from this process's memory, the rest in one round trip.
   const storedIds = parsed.filter((p) => 'stored' in p.r && p.r.stored === true).map((p) => childJobId(p.child));
+  const local = new Map<string, Float64Array>();
+  for (const { child, r } of parsed) {
+    const v = 'stored' in r && r.stored === true ? results.cached?.(childJobId(child), r.start, r.end, r.of.params) : undefined;
+    if (v !== undefined) local.set(childJobId(child), v);
+  }
+  const remote = storedIds.filter((id) => !local.has(id));
   const buffers = new Map<string, Buffer | null>();
-  (await results.getShardResults(storedIds)).forEach((b, i) => buffers.set(storedIds[i], b));
+  (await results.getShardResults(remote)).forEach((b, i) => buffers.set(remote[i], b));
   for (const { child, label, r } of parsed) {
     let data: Float64Array;
+    const id = childJobId(child);
     if ('losses' in r) data = base64ToF64(r.losses, `${label}: data.losses`, r.end - r.start);
     else if (r.data !== undefined) data = base64ToF64(r.data, `${label}: data.data`, r.end - r.start);
-    else data = storedValues(buffers.get(childJobId(child)) ?? null, `${label}: data.stored`, results.keys.shardResult(childJobId(child)), r.end - r.start);
+    else data = local.get(id) ?? storedValues(buffers.get(id) ?? null, `${label}: data.stored`, results.keys.shardResult(id), r.end - r.start);
     const placed = asm.put(child, r.start, r.end, data);
     if ('correct' in r) {
       const range = `${r.start}:${r.end}`;

@@ -4,7 +4,7 @@ import { ValidationError } from '../core/errors.js';
 import { paramCount } from '../core/layout.js';
 import { reduceEvaluation } from '../core/reduce.js';
 import type { Logger } from '../io/logger.js';
-import { assembleChildren, ceOrigin, fdOrigin } from '../queue/children.js';
+import { type ShardResults, assembleChildren, ceOrigin, fdOrigin } from '../queue/children.js';
 import { type RunState, failedChild, isFinal } from '../queue/run-state.js';
 import type { Store } from '../queue/store.js';
 import { type FunctionJobs, isFunctionJob } from './function-jobs.js';
@@ -19,6 +19,8 @@ export interface ReducerDeps {
   readonly logger: Logger;
   /** θ as this process's shards loaded it, if it is still here. */
   readonly loaded: (version: string) => Promise<Float64Array | undefined>;
+  /** Stored shard results: Redis, or this process's memory for shards that ran here. */
+  readonly results: ShardResults;
   /** Hands θ_{t+1}, as a training step stored it, to this process's shards (shard-processor.ts `seed`). */
   readonly seed: (version: string, params: Float64Array) => void;
   /** Logs a failure to record a failed run (the Redis URL redacted). */
@@ -63,7 +65,7 @@ export class Reducers {
 
   private async gradient(job: Job, d: GradientData): Promise<GradientResult> {
     const { store } = this.deps;
-    const { out, loss, stored } = await assembleChildren(job, JOBS.gradient, paramCount(d.hidden), fdOrigin(d.params, d.hidden, d.batch, d.h), store);
+    const { out, loss, stored } = await assembleChildren(job, JOBS.gradient, paramCount(d.hidden), fdOrigin(d.params, d.hidden, d.batch, d.h), this.deps.results);
     const key = await store.putResult(String(job.id), out, d.resultTtl);
     await store.deleteKeys(stored);
     await store.release(d.params, d.holder);
@@ -72,7 +74,7 @@ export class Reducers {
 
   private async evaluation(job: Job, d: EvaluationData): Promise<EvaluationResult> {
     const { store, logger } = this.deps;
-    const { out, correct } = await assembleChildren(job, JOBS.evaluation, splitSize(d.split, d.batch), ceOrigin(d.params, d.hidden, d.split, d.batch), store);
+    const { out, correct } = await assembleChildren(job, JOBS.evaluation, splitSize(d.split, d.batch), ceOrigin(d.params, d.hidden, d.split, d.batch), this.deps.results);
     const r = reduceEvaluation(out, correct);
     if (d.run !== undefined) {
       await store.recordEval(d.run.id, d.run.iter, d.split, { loss: r.loss, accuracy: r.accuracy });

@@ -11,6 +11,9 @@ import type { LocalPool } from './threads/pool.js';
 import { unrecoverable } from './unrecoverable.js';
 import { WORKER_DEFAULTS } from './worker-options.js';
 
+/** Stored shard results kept in memory for a reducer in this process (a few steps' worth at H = 50); the oldest go first. */
+const RECENT_RESULT_BYTES = 4 * 1024 * 1024;
+
 /** A params snapshot as the shards use it: the values, and a shared copy for evaluation threads. */
 export interface Snapshot {
   readonly params: Float64Array;
@@ -88,7 +91,35 @@ export class ShardProcessor {
     const base = { start: d.start, end: d.end, ...(d.start === 0 ? { loss } : {}), of: fdOrigin(d.params, d.hidden, d.batch, d.h) };
     if (storeAs === undefined) return { ...base, data: f64ToBase64(values) };
     await this.store.putShardResult(storeAs, values);
+    this.remember(storeAs, `${d.start}:${d.end}:${d.params}`, values);
     return { ...base, stored: true };
+  }
+
+  /** Derivatives this process stored lately, by job id, for a reducer here (children.ts `cached`); oldest first. */
+  private readonly recent = new Map<string, { what: string; values: Float64Array }>();
+  private recentBytes = 0;
+
+  private remember(jobId: string, what: string, values: Float64Array): void {
+    this.forget(jobId);
+    if (values.byteLength > RECENT_RESULT_BYTES) return;
+    this.recent.set(jobId, { what, values });
+    this.recentBytes += values.byteLength;
+    while (this.recentBytes > RECENT_RESULT_BYTES) this.forget(this.recent.keys().next().value as string);
+  }
+
+  private forget(jobId: string): void {
+    const e = this.recent.get(jobId);
+    if (e === undefined) return;
+    this.recent.delete(jobId);
+    this.recentBytes -= e.values.byteLength;
+  }
+
+  /** A stored result computed here, if it is this job's range on this params version (then it is the stored bytes). */
+  cached(jobId: string, start: number, end: number, params: string): Float64Array | undefined {
+    const e = this.recent.get(jobId);
+    if (e === undefined || e.what !== `${start}:${end}:${params}`) return undefined;
+    this.forget(jobId);
+    return e.values;
   }
 
   /**

@@ -4,7 +4,7 @@ import { ValidationError } from '../core/errors.js';
 import { paramCount } from '../core/layout.js';
 import { isEvalStep, sgdStep } from '../core/training.js';
 import type { Logger } from '../io/logger.js';
-import { assembleChildren, fdOrigin } from '../queue/children.js';
+import { type ShardResults, assembleChildren, fdOrigin } from '../queue/children.js';
 import { paramsVersion } from '../queue/codec.js';
 import { EVAL_SHARD_SAMPLES, evaluationFlow, jobId, seededBatch, trainStepFlow } from '../queue/flows.js';
 import type { Store } from '../queue/store.js';
@@ -26,6 +26,8 @@ export interface TrainStepDeps {
   readonly logger: Logger;
   /** θ_t as this process's shards loaded it, if it is still here (else it is read from Redis). */
   readonly loaded: (version: string) => Promise<Float64Array | undefined>;
+  /** Stored shard results: Redis, or this process's memory for shards that ran here. */
+  readonly results: ShardResults;
   /** Hands θ_{t+1} to this process's shards, so the next step's shards here need not read it back. */
   readonly seed: (version: string, params: Float64Array) => void;
   /** Marks the run done once its last step and evaluations are in. */
@@ -52,7 +54,7 @@ export async function trainStep(deps: TrainStepDeps, job: Job, d: TrainStepData)
   let next: string;
   let advanced = false;
   if (run.step === t) {
-    const { out: g, loss, stored } = await assembleChildren(job, JOBS.trainStep, paramCount(cfg.hidden), fdOrigin(d.params, cfg.hidden, seededBatch(cfg.seed, t, cfg.batch), cfg.h), store);
+    const { out: g, loss, stored } = await assembleChildren(job, JOBS.trainStep, paramCount(cfg.hidden), fdOrigin(d.params, cfg.hidden, seededBatch(cfg.seed, t, cfg.batch), cfg.h), deps.results);
     const theta = (await deps.loaded(d.params)) ?? (await store.getParams(d.params));
     if (theta === null) throw new ValidationError('train-step', 'data.params', 'a params version stored in Redis', d.params);
     // The shards check the snapshot when they load it, but may have loaded it before it changed.
