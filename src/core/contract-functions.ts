@@ -6,6 +6,9 @@
  */
 import { z } from 'zod';
 import { DIFF_METHODS } from './numdiff.js';
+import { DEFAULT_FN_TIMEOUT_MS, MAX_FN_ARGS_BYTES, MAX_FN_DIM, MAX_FN_OUTPUTS, MAX_FN_POINTS, MAX_FN_SHARD_VALUES, MAX_FN_TIMEOUT_MS } from './function-limits.js';
+
+export * from './function-limits.js';
 
 /** Job names: shards on the `shards` queue, their reducers on the `reduce` queue. */
 export const FN_JOBS = {
@@ -14,21 +17,6 @@ export const FN_JOBS = {
   diff: 'fn-diff',
   map: 'fn-map',
 } as const;
-
-/** Largest point (coordinates) a job may carry: a shard holds one point, 800 KB of float64. */
-export const MAX_FN_DIM = 100_000;
-/** Most points in one submission. */
-export const MAX_FN_POINTS = 100_000;
-/** Most values a function may return (m of a Jacobian m × n). */
-export const MAX_FN_OUTPUTS = 100_000;
-/** Most float64 values of one shard's result, and of a whole assembled result (k·m·n: 128 MB). */
-export const MAX_FN_SHARD_VALUES = 4_000_000;
-export const MAX_FN_RESULT_VALUES = 16_000_000;
-/** Serialized size bound of a job's `args` (JSON), so a job cannot carry data, only settings. */
-export const MAX_FN_ARGS_BYTES = 4096;
-/** Default and largest per-evaluation timeout (ms). */
-export const DEFAULT_FN_TIMEOUT_MS = 60_000;
-export const MAX_FN_TIMEOUT_MS = 3_600_000;
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 const base64 = (maxBytes: number) => z.string().max(4 * Math.ceil(maxBytes / 3)).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64');

@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import { DEFAULT_FN_TIMEOUT_MS, MAX_FN_TIMEOUT_MS } from '../core/contract.js';
+import { DEFAULT_FN_TIMEOUT_MS, MAX_FN_TIMEOUT_MS } from '../core/function-limits.js';
 import { DIFF_METHODS } from '../core/numdiff.js';
 import { TRAIN_DEFAULTS } from '../core/training.js';
 import { WORKER_DEFAULTS } from '../workers/worker-options.js';

@@ -68,9 +68,10 @@ export class RunRetention {
     }
     const jobs = await this.removeJobs(id, op, opts.waitMs ?? 60_000, opts.pollMs ?? 100);
     const snapshots = await this.releaseSnapshots(id);
+    const results = await this.deleteShardResults(id);
     const k = this.keys;
     const res = (await this.redis.multi().del(runKey, k.runMetrics(id), k.runEvals(id), k.runPending(id), k.runParams(id)).zrem(k.runs(), id).exec()) as [Error | null, number][];
-    return { id, state, jobs, snapshots, keys: res[0][1] };
+    return { id, state, jobs, snapshots, keys: res[0][1] + results };
   }
 
   /**
@@ -134,6 +135,15 @@ export class RunRetention {
       }
       if (busy > 0) await new Promise((r) => setTimeout(r, pollMs));
     }
+  }
+
+  /** Deletes the shard results the run's reducers did not get to (a failed or stopped step's). */
+  private async deleteShardResults(id: string): Promise<number> {
+    const mine = new RegExp(`^run-${id}-step-\\d+-s-\\d+$`);
+    const at = this.keys.shardResult('');
+    const keys = (await this.scan(`${at}run-${id}-*`)).filter((key) => mine.test(key.slice(at.length)));
+    for (const key of keys) await this.redis.del(key);
+    return keys.length;
   }
 
   /** Drops the run's holds on parameter snapshots; a snapshot whose last holder it was goes. */

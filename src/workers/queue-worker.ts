@@ -56,7 +56,6 @@ export class QueueWorker implements Drainable {
     this.reducers = new Reducers({
       store, runState: new RunState(this.conn, keys), flows: this.flows, functions: this.functions, logger: opts.logger,
       loaded: (version) => shards.loaded(version),
-      seed: (version, params) => shards.seed(version, params),
       results: { keys, getShardResults: (ids) => store.getShardResults(ids), cached: (id, start, end, params) => shards.cached(id, start, end, params) },
       warnUnrecorded: (job, err) => opts.logger.warn({ jobId: job.id, err: sanitize(err, opts.redisUrl) }, 'could not record the run as failed'),
     });

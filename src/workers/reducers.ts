@@ -21,8 +21,6 @@ export interface ReducerDeps {
   readonly loaded: (version: string) => Promise<Float64Array | undefined>;
   /** Stored shard results: Redis, or this process's memory for shards that ran here. */
   readonly results: ShardResults;
-  /** Hands θ_{t+1}, as a training step stored it, to this process's shards (shard-processor.ts `seed`). */
-  readonly seed: (version: string, params: Float64Array) => void;
   /** Logs a failure to record a failed run (the Redis URL redacted). */
   readonly warnUnrecorded: (job: Job, err: unknown) => void;
 }

@@ -122,13 +122,6 @@ export class ShardProcessor {
     return e.values;
   }
 
-  /**
-   * θ as a reducer of this process just stored it (content-addressed: the version is the SHA-256 of
-   * these bytes): the next step's shards here start from this copy instead of reading it back.
-   */
-  seed(version: string, params: Float64Array): void {
-    void this.snapshots.get(version, async () => snapshot(params)).catch(() => undefined);
-  }
 
   private async ceShard(d: CeShardData): Promise<CeShardResult> {
     const { shared } = await this.load(d.params, d.hidden);

@@ -28,8 +28,6 @@ export interface TrainStepDeps {
   readonly loaded: (version: string) => Promise<Float64Array | undefined>;
   /** Stored shard results: Redis, or this process's memory for shards that ran here. */
   readonly results: ShardResults;
-  /** Hands θ_{t+1} to this process's shards, so the next step's shards here need not read it back. */
-  readonly seed: (version: string, params: Float64Array) => void;
   /** Marks the run done once its last step and evaluations are in. */
   readonly tryFinish: (run: string) => Promise<void>;
 }
@@ -62,7 +60,6 @@ export async function trainStep(deps: TrainStepDeps, job: Job, d: TrainStepData)
     if (bad >= 0) throw new ValidationError('train-step', `data.params[${bad}]`, 'a finite number in the stored snapshot', theta[bad]);
     const nextParams = sgdStep(theta, g, cfg.lr);
     next = paramsVersion(nextParams);
-    deps.seed(next, nextParams);
     const evals = isEvalStep(cfg, t);
     const holders = [jobId('run', d.run, 'step', t + 1), ...(evals ? [jobId('run', d.run, 'eval', t, 'train'), jobId('run', d.run, 'eval', t, 'test')] : [])];
     const pending = evals ? [`eval:${t}:train`, `eval:${t}:test`] : [];

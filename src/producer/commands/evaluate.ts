@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { checkMnistDir, netOf } from '../input-files.js';
-import { LocalPool } from '../../workers/threads/pool.js';
 import { OPTIONS, addNetOptions } from '../cli-options.js';
 import type { Output } from '../output.js';
 import type { Config } from '../../io/config.js';
@@ -33,6 +32,7 @@ export function registerEvaluate(program: Command, out: Output, config: () => Co
         }
         return;
       }
+      const { LocalPool } = await import('../../workers/threads/pool.js');
       const pool = new LocalPool({ threads: cfg.threads, mnistDir: cfg.mnistDir });
       try {
         report(await pool.evaluate(params, split), `local, ${pool.threads} thread(s)`);

@@ -10,7 +10,7 @@ import { openMnistRows } from '../../io/mnist.js';
 import { writeNpyFile } from '../../io/npy-file.js';
 import { checkMnistDir, indicesOption, netOf } from '../input-files.js';
 import { checkOutput, npyBytes } from '../../io/out-dir.js';
-import { LocalPool } from '../../workers/threads/pool.js';
+import type { LocalPool } from '../../workers/threads/pool.js';
 import { OPTIONS, addNetOptions } from '../cli-options.js';
 import type { Output } from '../output.js';
 import type { Config } from '../../io/config.js';
@@ -77,7 +77,7 @@ export function registerGradient(program: Command, out: Output, config: () => Co
       const { backend: choice, threads } = flags;
       // An explicit local backend starts its threads first: they boot while this thread reads the
       // inputs. One thread is this process's main thread: no worker to start at all.
-      const early = choice === 'local' && (threads ?? availableParallelism()) > 1 ? new LocalPool({ threads, mnistDir: mnistDir() }) : undefined;
+      const early = choice === 'local' && (threads ?? availableParallelism()) > 1 ? new (await loadPool())({ threads, mnistDir: mnistDir() }) : undefined;
       try {
         await gradientCommand(flags, early, out, config);
       } finally {
@@ -85,6 +85,9 @@ export function registerGradient(program: Command, out: Output, config: () => Co
       }
     });
 }
+
+/** The thread pool's module (piscina and the thread runtime), loaded only by a command that starts threads. */
+const loadPool = async (): Promise<typeof LocalPool> => (await import('../../workers/threads/pool.js')).LocalPool;
 
 /** `early`: the local pool, started before the inputs were read (closed by the caller). */
 async function gradientCommand(flags: GradientFlags, early: LocalPool | undefined, out: Output, config: () => Config): Promise<void> {
@@ -123,7 +126,7 @@ async function gradientCommand(flags: GradientFlags, early: LocalPool | undefine
     where = 'local, 1 thread (this process\'s main thread)';
   } else {
     backend = 'local';
-    const pool = early ?? new LocalPool({ threads, mnistDir: config().mnistDir });
+    const pool = early ?? new (await loadPool())({ threads, mnistDir: config().mnistDir });
     try {
       // The loss comes from the plan's forward pass: bitwise loss(params, batch) (planLoss).
       ({ gradient: g, seconds, loss: L } = await pool.gradientOfBatch(params, batch(), h));

@@ -3,7 +3,6 @@ import { type StepMetrics, type TrainConfig, trainConfig } from '../../core/trai
 import { NumgradError, ValidationError } from '../../core/errors.js';
 import type { Config } from '../../io/config.js';
 import { checkOutput, runOutputBytes } from '../../io/out-dir.js';
-import { LocalPool } from '../../workers/threads/pool.js';
 import { type BackendChoice, resolveBackend } from '../backend.js';
 import { OPTIONS, RECIPE } from '../cli-options.js';
 import type { Output } from '../output.js';
@@ -11,7 +10,6 @@ import { Progress } from '../progress.js';
 import type { QueueClient } from '../queue-client.js';
 import { checkMnistDir } from '../input-files.js';
 import { RunOutput } from '../run-output.js';
-import { trainLocal } from '../train-local.js';
 
 const OP = 'numgrad train';
 
@@ -85,6 +83,8 @@ function epochLine(m: StepMetrics): string {
 export async function runLocalTraining(req: TrainRequest, out: Output, config: Config, op = OP): Promise<void> {
   const { cfg } = req;
   checkMnistDir(op, config.mnistDir);
+  // The thread runtime and the local loop load with the local backend only (the queue needs neither).
+  const [{ LocalPool }, { trainLocal }] = await Promise.all([import('../../workers/threads/pool.js'), import('../train-local.js')]);
   const pool = new LocalPool({ threads: config.threads, mnistDir: config.mnistDir });
   out.line(`train: backend local, ${pool.threads} thread(s); ${cfg.iters} iterations, batch ${cfg.batch}, lr ${cfg.lr}, H ${cfg.hidden}, seed ${cfg.seed}, h ${cfg.h}; output in ${req.out}`);
   const progress = new Progress(cfg.iters);

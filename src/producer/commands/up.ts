@@ -6,7 +6,7 @@ import { type Config, ENV, redactUrl } from '../../io/config.js';
 import { compiledSibling } from '../../io/compiled-path.js';
 import { OPTIONS } from '../cli-options.js';
 import type { Output } from '../output.js';
-import { type Child, Supervisor } from '../supervisor.js';
+import type { Child, Supervisor } from '../supervisor.js';
 
 const OP = 'numgrad up';
 
@@ -69,7 +69,7 @@ export async function runUp(flags: UpFlags, out: Output, cfg: Config, env: NodeJ
     [ENV.logLevel]: cfg.logLevel,
     ...(cfg.mnistDir !== undefined ? { [ENV.mnistDir]: cfg.mnistDir } : {}),
   };
-  const sup: Supervisor = new Supervisor({
+  const sup: Supervisor = new (await import('../supervisor.js')).Supervisor({
     node: process.execPath,
     cli: resolve(compiledSibling(import.meta.url, '../cli.js')),
     env: childEnv,
