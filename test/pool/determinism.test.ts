@@ -10,7 +10,7 @@ import { LocalPool } from '../../src/workers/threads/pool.js';
 import { bytesOf } from '../helpers/data.js';
 
 const pools: LocalPool[] = [];
-const pool = (threads: number, extra: { gradientShardSize?: number; evalShardSize?: number } = {}): LocalPool => {
+const pool = (threads: number, extra: { gradientShardSize?: number; evalShardSize?: number; callerJoins?: boolean } = {}): LocalPool => {
   const p = new LocalPool({ threads, ...extra });
   pools.push(p);
   return p;
@@ -29,6 +29,17 @@ describe('local pool: bitwise determinism', () => {
     for (const [threads, size] of configs) {
       const g = (await pool(threads, { gradientShardSize: size }).gradient(params, indices)).gradient;
       expect(bytesOf(g).equals(bytesOf(inline)), `threads ${threads}, shard size ${size}`).toBe(true);
+    }
+  });
+
+  it('with the calling thread claiming units beside the pool threads (a one-off command): the inline bytes, for any thread count and shard size, gradient after gradient', async () => {
+    const inline = fdGradient(params, gatherBatch(loadMnist('train'), indices));
+    for (const [threads, size] of [[1, undefined], [2, undefined], [1, 7], [3, 997]] as const) {
+      const p = pool(threads, { gradientShardSize: size, callerJoins: true });
+      for (let k = 0; k < 2; k++) {
+        const g = (await p.gradient(params, indices)).gradient;
+        expect(bytesOf(g).equals(bytesOf(inline)), `threads ${threads} + the caller, shard size ${size}, gradient ${k}`).toBe(true);
+      }
     }
   });
 

@@ -77,7 +77,7 @@ export function registerGradient(program: Command, out: Output, config: () => Co
       const { backend: choice, threads } = flags;
       // An explicit local backend starts its threads first: they boot while this thread reads the
       // inputs. One thread is this process's main thread: no worker to start at all.
-      const early = choice === 'local' && (threads ?? availableParallelism()) > 1 ? new (await loadPool())({ threads, mnistDir: mnistDir() }) : undefined;
+      const early = choice === 'local' && (threads ?? availableParallelism()) > 1 ? await startPool(threads, mnistDir()) : undefined;
       try {
         await gradientCommand(flags, early, out, config);
       } finally {
@@ -86,8 +86,16 @@ export function registerGradient(program: Command, out: Output, config: () => Co
     });
 }
 
-/** The thread pool's module (piscina and the thread runtime), loaded only by a command that starts threads. */
-const loadPool = async (): Promise<typeof LocalPool> => (await import('../../workers/threads/pool.js')).LocalPool;
+/**
+ * The pool of a one-off gradient on `threads` threads (> 1): this process's main thread and
+ * threads − 1 worker threads, all claiming the same units (the values never depend on who runs
+ * which). The main thread would otherwise only wait; it starts at once, while the others boot.
+ * The pool's module (piscina and the thread runtime) loads here, only when threads are wanted.
+ */
+async function startPool(threads: number | undefined, mnistDir: string | undefined): Promise<LocalPool> {
+  const { LocalPool } = await import('../../workers/threads/pool.js');
+  return new LocalPool({ threads: (threads ?? availableParallelism()) - 1, mnistDir, callerJoins: true });
+}
 
 /** `early`: the local pool, started before the inputs were read (closed by the caller). */
 async function gradientCommand(flags: GradientFlags, early: LocalPool | undefined, out: Output, config: () => Config): Promise<void> {
@@ -126,11 +134,11 @@ async function gradientCommand(flags: GradientFlags, early: LocalPool | undefine
     where = 'local, 1 thread (this process\'s main thread)';
   } else {
     backend = 'local';
-    const pool = early ?? new (await loadPool())({ threads, mnistDir: config().mnistDir });
+    const pool = early ?? await startPool(threads, config().mnistDir);
     try {
       // The loss comes from the plan's forward pass: bitwise loss(params, batch) (planLoss).
       ({ gradient: g, seconds, loss: L } = await pool.gradientOfBatch(params, batch(), h));
-      where = `local, ${pool.threads} thread${pool.threads > 1 ? 's' : ''}`;
+      where = `local, ${pool.threads + 1} threads (this process's main thread and ${pool.threads} worker thread${pool.threads > 1 ? 's' : ''})`;
     } finally {
       if (pool !== early) await pool.close();
     }

@@ -2,10 +2,10 @@ import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { type Batch, checkIndices, gatherRows } from '../../core/dataset.js';
 import { NumgradError, ValidationError } from '../../core/errors.js';
-import { type FdPlan, planGradient, planLoss } from '../../core/fd-engine.js';
+import { FdEngine, type FdPlan, planGradient, planLoss } from '../../core/fd-engine.js';
 import { planGradientOfCheckedParams } from '../../core/fd-plan.js';
-import { UNIT_COORDS, countUnits, scheduleGradient, scheduleLength } from '../../core/fd-schedule.js';
-import { packPlan } from '../../core/plan-buffer.js';
+import { UNIT_COORDS, countUnits, runSchedule, scheduleGradient, scheduleLength } from '../../core/fd-schedule.js';
+import { packPlan, unpackPlan } from '../../core/plan-buffer.js';
 import { RangeAssembler, reduceEvaluation } from '../../core/reduce.js';
 import { evaluationShards } from '../../core/shard.js';
 import { type Split, loadMnist } from '../../io/mnist.js';
@@ -23,6 +23,13 @@ export interface PoolOptions {
   gradientShardSize?: number;
   /** Samples per evaluation shard. Default: adapted to the thread count (evaluationShards). */
   evalShardSize?: number;
+  /**
+   * The calling thread claims units of each gradient too, beside the pool's threads, from the same
+   * counter (fd-schedule.ts: which thread runs a unit never changes a value). For a one-off command,
+   * whose main thread would only wait: the work starts at once, while the threads still boot and
+   * warm up. Not for a process whose main thread has other work (a queue worker's event loop).
+   */
+  callerJoins?: boolean;
 }
 
 /** A gradient computed on this pool's threads (a queued gradient's job result is contract.ts GradientResult). */
@@ -148,6 +155,17 @@ export class LocalPool {
     return this.plans.with(key, make, async (g) => ({ values: (await this.gradientRange(g, start, end)).values, loss: g.loss }));
   }
 
+  private caller: { id: number; engine: FdEngine } | undefined;
+
+  /** The calling thread's engine over a prepared gradient's shared plan and memo (as a thread's, tasks.ts). */
+  private callerEngine(g: PreparedGradient): FdEngine {
+    if (this.caller?.id !== g.planId) {
+      const { plan, memory } = unpackPlan(g.buffer);
+      this.caller = { id: g.planId, engine: new FdEngine(plan, memory) };
+    }
+    return this.caller.engine;
+  }
+
   /** Derivatives for coordinates [start, end) of a prepared gradient, on a pool thread. */
   async gradientShard(g: PreparedGradient, start: number, end: number): Promise<Float64Array> {
     const task: FdShardTask = { planId: g.planId, plan: g.buffer, start, end };
@@ -161,7 +179,8 @@ export class LocalPool {
    * the thread count) sets the coordinate units; the values never depend on it.
    */
   async gradientRange(g: PreparedGradient, start: number, end: number): Promise<{ values: Float64Array; shards: number; units: number }> {
-    const schedule = scheduleGradient(g.hidden, g.rows, start, end, this.threads, this.opts.gradientShardSize);
+    const joins = this.opts.callerJoins === true;
+    const schedule = scheduleGradient(g.hidden, g.rows, start, end, this.threads + (joins ? 1 : 0), this.opts.gradientShardSize);
     const units = scheduleLength(schedule);
     // One buffer per gradient for the counter, the output and the schedule, reused like the plan's:
     // a buffer shared with the threads lives until every thread's GC lets go of it, and threads
@@ -178,7 +197,9 @@ export class LocalPool {
     task.next[0] = 0;
     task.schedule.set(schedule);
     const runs = Array.from({ length: Math.min(this.threads, units) }, async () => (await this.pool.run(task, { name: 'fdClaim' })) as number);
-    const ran = (await Promise.all(runs)).reduce((a, b) => a + b, 0);
+    // The threads' tasks are posted (or queued while they boot); the caller claims beside them.
+    const mine = joins ? runSchedule(this.callerEngine(g), task.schedule, task.next, task.out, start) : 0;
+    const ran = mine + (await Promise.all(runs)).reduce((a, b) => a + b, 0);
     if (ran !== units) throw new NumgradError(`gradientRange: ${ran} of ${units} units ran`);
     const values = task.out.slice();
     this.buffers.giveBack(buffer);
