@@ -139,9 +139,14 @@ describe('docker compose, for real', () => {
     outFolder(1000, 1000);
     const run = stack.spawn(train('out/train'), stack.env({ NUMGRAD_USER: undefined }));
     const victim = await victimOf(run);
+    const killedAt = new Date();
     mustSh('docker', ['kill', victim.container]);
     const r = await run.done;
-    note('docker kill', { step: victim.step, heldJobs: victim.jobs.length, seconds: Math.round(r.ms / 100) / 10, after: stack.inspect(victim.container, 'restarts {{.RestartCount}}, {{.State.Status}}') });
+    const stalled = (queue: string): string[] => {
+      const lines = stack.redis('XRANGE', `numgrad:${queue}:events`, String(killedAt.getTime()), '+').split('\n');
+      return lines.flatMap((l, i) => (l === 'stalled' ? [lines[i + 2] ?? ''] : []));
+    };
+    note('docker kill', { step: victim.step, heldJobs: victim.jobs, seconds: Math.round(r.ms / 100) / 10, stalledAfterKill: { shards: stalled('shards'), reduce: stalled('reduce') }, after: stack.inspect(victim.container, 'restarts {{.RestartCount}}, {{.State.Status}}') });
     expect(r.status, r.stderr.slice(-2000)).toBe(0);
     expect(paramsOf('out/train').equals(await reference)).toBe(true);
     stack.mustRun(['up', '-d', '--scale', 'worker=3', '--no-recreate'], { timeoutMs: 300_000 });
