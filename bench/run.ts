@@ -25,7 +25,7 @@ import { Rng, miniBatchIndices } from '../src/core/prng.js';
 import { loadMnist, mnistDir } from '../src/io/mnist.js';
 import { readNpyFile, writeNpyFile } from '../src/io/npy-file.js';
 import { intOption } from '../src/producer/options.js';
-import { allThreads, localPoolContender, queueContender, startRedis } from './contenders.js';
+import { allThreads, backToBackContender, localPoolContender, queueContender, startRedis } from './contenders.js';
 import { type EvalReport, benchEvaluation } from './evaluation.js';
 import { StepBench, stepContenders, stepLines } from './queue-step.js';
 import { type FunctionsReport, benchFunctions, functionLines } from './functions.js';
@@ -533,6 +533,7 @@ export async function main(argv: string[]): Promise<number> {
   const threads = allThreads();
   addContender(localPoolContender(1));
   if (threads > 1) addContender(localPoolContender(threads));
+  addContender(backToBackContender(threads));
   addContender(coldGradientContender(1));
   if (threads > 1) addContender(coldGradientContender(threads));
   if (redisUrl !== undefined) {
