@@ -82,7 +82,10 @@ export async function trainStep(deps: TrainStepDeps, job: Job, d: TrainStepData)
     }
   }
   if (t + 1 < cfg.iters) {
-    if (now?.state === 'running') {
+    // Only while the run waits for step t + 1: a late duplicate of this job (a worker cut off the
+    // network, back after its step was redone elsewhere) would otherwise add step t + 1 again, under
+    // the same ids but as new jobs (the done ones are removed), on a θ_{t+1} already released.
+    if (now?.state === 'running' && now.step === t + 1) {
       await flows.add(trainStepFlow(d.run, t + 1, next, cfg.hidden, cfg.seed, cfg.batch, cfg.h, cfg.shards));
     }
     // Stopped meanwhile: θ_{t+1} stays held for step t+1, which `numgrad resume` enqueues.
