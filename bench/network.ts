@@ -32,6 +32,8 @@ import { intOption } from '../src/producer/options.js';
 import { NODE_FLAGS } from '../src/producer/node-flags.js';
 import { REPO, startRedis } from './contenders.js';
 import { parseFlags, runIfEntry } from './entry.js';
+import { median } from './stats.js';
+import { completedStep, exited, stepCompletions, stepDurationsMs } from './step-events.js';
 
 const CLI = join(REPO, 'dist/src/producer/cli.js');
 const PROXY = join(REPO, 'dist/bench/delay-proxy.js');
@@ -42,11 +44,6 @@ export const ROUND_TRIP_MARKER = '<!-- round trips: measured by npm run bench:ne
 const FIRST_WINDOW_STEP = 10;
 const WINDOW = 6;
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 interface Row {
   readonly delayMs: number;
@@ -119,30 +116,6 @@ function pingRttMs(port: number): Promise<number> {
   });
 }
 
-function exited(c: ChildProcess): Promise<number | string> {
-  return new Promise((resolve) => {
-    if (c.exitCode !== null || c.signalCode !== null) resolve(c.exitCode ?? c.signalCode ?? 'unknown');
-    else c.once('exit', (code, sig) => resolve(code ?? sig ?? 'unknown'));
-  });
-}
-
-/** Step number → completion time (ms, Redis's clock) of the train-step jobs under `prefix`. */
-async function completions(redis: Redis, prefix: string): Promise<Map<number, number>> {
-  const done = new Map<number, number>();
-  for (const [id, f] of await redis.xrange(`${prefix}:reduce:events`, '-', '+')) {
-    const step = completedStep(f);
-    if (step !== undefined) done.set(step, Number(id.split('-')[0]));
-  }
-  return done;
-}
-
-function completedStep(fields: string[]): number | undefined {
-  const f = new Map<string, string>();
-  for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i], fields[i + 1]);
-  const m = /^run-.+-step-(\d+)$/.exec(f.get('jobId') ?? '');
-  return f.get('event') === 'completed' && m !== null ? Number(m[1]) : undefined;
-}
-
 export async function measure(opts: { iters: number; workers: number; threads: number; delays: number[] }): Promise<NetworkReport> {
   const t0 = performance.now();
   const loadBefore = loadavg()[0];
@@ -201,17 +174,8 @@ export async function measure(opts: { iters: number; workers: number; threads: n
     running = false;
     await switcher;
     if (code !== 0) throw new Error(`bench:network: numgrad train exited with ${code}: ${stderr.trim().slice(-2000)}`);
-    const done = await completions(reader, prefix);
-    const stepMs = (from: number, to: number): number => {
-      const xs: number[] = [];
-      for (let t = from; t < to; t++) {
-        const a = done.get(t - 1);
-        const b = done.get(t);
-        if (a === undefined || b === undefined) throw new Error(`bench:network: no completed event for step ${a === undefined ? t - 1 : t}`);
-        xs.push(b - a);
-      }
-      return median(xs);
-    };
+    const done = await stepCompletions(reader, prefix);
+    const stepMs = (from: number, to: number): number => median(stepDurationsMs(done, from, to, 'bench:network'));
     const rows = opts.delays.map((delayMs) => {
       const per = windows.filter((w) => w.delayMs === delayMs).map((w) => stepMs(w.from + 1, w.to));
       return { delayMs, rttMs: rtt.get(delayMs) as number, stepMs: median(per), windows: per };

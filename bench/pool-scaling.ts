@@ -18,6 +18,7 @@ import { loadMnist } from '../src/io/mnist.js';
 import { intOption } from '../src/producer/options.js';
 import { LocalPool } from '../src/workers/threads/pool.js';
 import { parseFlags, runIfEntry } from './entry.js';
+import { median } from './stats.js';
 
 export interface ScalingWindow {
   /** Seconds per gradient: 1-thread pool, N-thread pool, and N one-thread pools at once (wall). */
@@ -39,11 +40,6 @@ export interface ScalingReport {
   readonly parallelism: number;
 }
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 export async function benchPoolScaling(opts: { windows: number; pairs: number; threads: number; seed?: number }, log: (l: string) => void = () => undefined): Promise<ScalingReport> {
   const { windows, pairs, threads } = opts;

@@ -16,7 +16,7 @@
  *
  *   npm run bench:step [-- --windows 5 --steps 40]     these windows alone (npm run bench has them as rows)
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +32,8 @@ import { REPO, allThreads, startRedis } from './contenders.js';
 import { parseFlags, runIfEntry } from './entry.js';
 import type { BenchContext, Contender, RunResult } from './run.js';
 import { NODE_FLAGS } from '../src/producer/node-flags.js';
+import { median } from './stats.js';
+import { exited, stepCompletions, stepDurationsMs } from './step-events.js';
 
 const CLI = join(REPO, 'dist/src/producer/cli.js');
 /** Steps before a window's measured steps: step 0's epoch evaluation (70,000 images) and the JIT. */
@@ -56,38 +58,12 @@ export interface StepReport {
   readonly twoProcessRatio: number;
 }
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
-function exited(c: ChildProcess): Promise<number | string> {
-  return new Promise((resolve) => {
-    if (c.exitCode !== null || c.signalCode !== null) resolve(c.exitCode ?? c.signalCode ?? 'unknown');
-    else c.once('exit', (code, sig) => resolve(code ?? sig ?? 'unknown'));
-  });
-}
 
 /** Median step (s) of the run under `prefix`, over steps [from, to), from the reduce events stream. */
 async function queueStepSeconds(url: string, prefix: string, from: number, to: number): Promise<number> {
   const r = new Redis(url);
   try {
-    const done = new Map<number, number>();
-    for (const [id, f] of await r.xrange(`${prefix}:reduce:events`, '-', '+')) {
-      const fields = new Map<string, string>();
-      for (let i = 0; i + 1 < f.length; i += 2) fields.set(f[i], f[i + 1]);
-      const m = /^run-.+-step-(\d+)$/.exec(fields.get('jobId') ?? '');
-      if (fields.get('event') === 'completed' && m !== null) done.set(Number(m[1]), Number(id.split('-')[0]));
-    }
-    const steps: number[] = [];
-    for (let t = from; t < to; t++) {
-      const a = done.get(t - 1);
-      const b = done.get(t);
-      if (a === undefined || b === undefined) throw new Error(`bench:step: no completed event for step ${a === undefined ? t - 1 : t} under ${prefix}`);
-      steps.push((b - a) / 1000);
-    }
-    return median(steps);
+    return median(stepDurationsMs(await stepCompletions(r, prefix), from, to, `bench:step (${prefix})`)) / 1000;
   } finally {
     r.disconnect();
   }

@@ -32,6 +32,7 @@ import { type FunctionsReport, benchFunctions, functionLines } from './functions
 import { type ScalingReport, benchPoolScaling, scalingLines } from './pool-scaling.js';
 import { coldGradientContender, coldLines } from './cold-gradient.js';
 import { parseFlags, runIfEntry } from './entry.js';
+import { median } from './stats.js';
 
 /** The repository root (this file runs as dist/bench/run.js). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -117,12 +118,6 @@ export const numgradOneThread: Contender = {
 };
 addContender(numgradOneThread);
 
-export function median(xs: readonly number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 /** A contender's runs so far: warm-up first, then its timed runs spread over the rounds. */
 interface Tally {

@@ -43,17 +43,12 @@ import { REPO, startRedis } from './contenders.js';
 import { runIfEntry } from './entry.js';
 import { NODE_FLAGS } from '../src/producer/node-flags.js';
 import { ROUND_TRIP_MARKER } from './network.js';
+import { median } from './stats.js';
 
 const CLI = join(REPO, 'dist/src/producer/cli.js');
 
 // --- small helpers -------------------------------------------------------------------------------
 
-export function median(xs: readonly number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
