@@ -65,22 +65,24 @@ export async function assembleChildren(job: Job, op: string, total: number, expe
     checkOrigin(op, child, expected, r.of);
     return { child, label, r };
   });
-  // Stored derivatives: those computed here from this process's memory, the rest in one round trip.
-  const storedIds = parsed.filter((p) => 'stored' in p.r && p.r.stored === true).map((p) => childJobId(p.child));
-  const local = new Map<string, Float64Array>();
+  // Stored derivatives by job id: those computed here from this process's memory, the rest read in one round trip.
+  const stored = new Map<string, Float64Array | Buffer | null>();
+  const remote: string[] = [];
   for (const { child, r } of parsed) {
-    const v = 'stored' in r && r.stored === true ? results.cached?.(childJobId(child), r.start, r.end, r.of.params) : undefined;
-    if (v !== undefined) local.set(childJobId(child), v);
+    if (!('stored' in r) || r.stored !== true) continue;
+    const id = childJobId(child);
+    const here = results.cached?.(id, r.start, r.end, r.of.params);
+    if (here !== undefined) stored.set(id, here);
+    else remote.push(id);
   }
-  const remote = storedIds.filter((id) => !local.has(id));
-  const buffers = new Map<string, Buffer | null>();
-  (await results.getShardResults(remote)).forEach((b, i) => buffers.set(remote[i], b));
+  (await results.getShardResults(remote)).forEach((b, i) => stored.set(remote[i], b));
   for (const { child, label, r } of parsed) {
     let data: Float64Array;
     const id = childJobId(child);
+    const v = stored.get(id) ?? null;
     if ('losses' in r) data = base64ToF64(r.losses, `${label}: data.losses`, r.end - r.start);
     else if (r.data !== undefined) data = base64ToF64(r.data, `${label}: data.data`, r.end - r.start);
-    else data = local.get(id) ?? storedValues(buffers.get(id) ?? null, `${label}: data.stored`, results.keys.shardResult(id), r.end - r.start);
+    else data = v instanceof Float64Array ? v : storedValues(v, `${label}: data.stored`, results.keys.shardResult(id), r.end - r.start);
     const placed = asm.put(child, r.start, r.end, data);
     if ('correct' in r) {
       const range = `${r.start}:${r.end}`;
@@ -105,7 +107,7 @@ export async function assembleChildren(job: Job, op: string, total: number, expe
   if (gap >= 0) throw new ValidationError(op, 'children', `results covering [0, ${total})`, `nothing for index ${gap}`);
   // The child at 0 reports the batch loss; a result without it would leave the step without one.
   if (!ce && lossFrom === undefined) throw new ValidationError(op, 'children', 'a result with the batch loss (the fd-shard that starts at 0)', 'none');
-  return { out: asm.out, loss, correct, stored: storedIds.map((id) => results.keys.shardResult(id)) };
+  return { out: asm.out, loss, correct, stored: [...stored.keys()].map((id) => results.keys.shardResult(id)) };
 }
 
 /** A stored shard result as float64 values: present, and exactly `count` of them. */

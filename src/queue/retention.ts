@@ -142,7 +142,7 @@ export class RunRetention {
     const mine = new RegExp(`^run-${id}-step-\\d+-s-\\d+$`);
     const at = this.keys.shardResult('');
     const keys = (await this.scan(`${at}run-${id}-*`)).filter((key) => mine.test(key.slice(at.length)));
-    for (const key of keys) await this.redis.del(key);
+    await this.store.deleteKeys(keys);
     return keys.length;
   }
 

@@ -22,6 +22,7 @@ export interface RunSummary {
   readonly error?: string;
 }
 
+/** Drops a holder (ARGV[1]) of a snapshot (KEYS[1], holders KEYS[2]); the snapshot goes with its last holder. */
 const RELEASE = `
 redis.call('SREM', KEYS[2], ARGV[1])
 if redis.call('SCARD', KEYS[2]) == 0 then
@@ -31,26 +32,19 @@ end
 return 0`;
 
 /**
- * A training step's hold on θ_t, released once the run is past step t (KEYS: run, params, holders;
- * ARGV: t, holder). A running run still at step t or before means Redis came back without that step
- * (its last writes lost) while the reducer remembered it: the release is refused (-1), since the
- * step's redo needs θ_t. A command that was in flight when Redis went down is resent when it is
- * back, so this check must be made by Redis itself, at the moment of the release.
+ * RELEASE of a training step's hold on θ_t, once the run (KEYS[3]) is past step t (ARGV[2]). A
+ * running run still at step t or before means Redis came back without that step (its last writes
+ * lost) while the reducer remembered it: the release is refused (-1), since the step's redo needs
+ * θ_t. A command that was in flight when Redis went down is resent when it is back, so this check
+ * must be made by Redis itself, at the moment of the release.
  */
 const RELEASE_AFTER_STEP = `
-local step = tonumber(redis.call('HGET', KEYS[1], 'step'))
-if step ~= nil and step <= tonumber(ARGV[1]) and redis.call('HGET', KEYS[1], 'state') == 'running' then return -1 end
-redis.call('SREM', KEYS[3], ARGV[2])
-if redis.call('SCARD', KEYS[3]) == 0 then
-  redis.call('DEL', KEYS[2], KEYS[3])
-  return 1
-end
-return 0`;
+local step = tonumber(redis.call('HGET', KEYS[3], 'step'))
+if step ~= nil and step <= tonumber(ARGV[2]) and redis.call('HGET', KEYS[3], 'state') == 'running' then return -1 end
+${RELEASE}`;
 
 /** A shard result left behind (its reducer failed, its run was stopped) expires after a day. */
 export const SHARD_RESULT_TTL_SECONDS = 86_400;
-
-/** Moves a run from step t to t+1 once: a duplicate reducer (a retried or twice-delivered step) changes nothing. */
 
 /** What `Store.commitStep` did: moved t → t+1; found the run at another step (a duplicate); found no run. */
 export type Advance = 'advanced' | 'elsewhere' | 'no-run';
@@ -122,7 +116,7 @@ export class Store {
    * step t; 'behind' when the run is running at step t or before (RELEASE_AFTER_STEP). Idempotent.
    */
   async releaseAfterStep(id: string, t: number, version: string, holder: string): Promise<'released' | 'behind'> {
-    const r = (await this.redis.eval(RELEASE_AFTER_STEP, 3, this.keys.run(id), this.keys.params(version), this.keys.holders(version), t, holder)) as number;
+    const r = (await this.redis.eval(RELEASE_AFTER_STEP, 3, this.keys.params(version), this.keys.holders(version), this.keys.run(id), holder, t)) as number;
     return r === -1 ? 'behind' : 'released';
   }
 

@@ -60,14 +60,20 @@ function watchStalled(): { stop: () => Promise<Record<'shards' | 'reduce', strin
   const last: Record<'shards' | 'reduce', string> = { shards: `${Date.now()}`, reduce: `${Date.now()}` };
   const look = (): void => {
     for (const q of ['shards', 'reduce'] as const) {
-      const lines = sh('docker', ['exec', stack.containers('redis')[0], 'redis-cli', '-a', stack.password, '--no-auth-warning', 'XRANGE', `numgrad:${q}:events`, `(${last[q]}`, '+']).stdout.split('\n');
+      const lines = stack.redis('XRANGE', `numgrad:${q}:events`, `(${last[q]}`, '+').split('\n');
       for (let i = 0; i < lines.length; i++) {
         if (/^\d+-\d+$/.test(lines[i])) last[q] = lines[i];
         if (lines[i] === 'stalled' && lines[i + 1] === 'jobId') found[q].push(lines[i + 2]);
       }
     }
   };
-  const timer = setInterval(look, 2_000);
+  const timer = setInterval(() => {
+    try {
+      look();
+    } catch {
+      // A failed look (docker exec busy) is made up by the next: it reads on from the last id seen.
+    }
+  }, 2_000);
   return {
     stop: async () => {
       clearInterval(timer);

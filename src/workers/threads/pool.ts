@@ -2,14 +2,15 @@ import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { type Batch, checkIndices, gatherRows } from '../../core/dataset.js';
 import { NumgradError, ValidationError } from '../../core/errors.js';
-import { FdEngine, type FdPlan, planGradient, planLoss } from '../../core/fd-engine.js';
+import { type FdPlan, planGradient, planLoss } from '../../core/fd-engine.js';
 import { planGradientOfCheckedParams } from '../../core/fd-plan.js';
 import { UNIT_COORDS, countUnits, runSchedule, scheduleGradient, scheduleLength } from '../../core/fd-schedule.js';
-import { packPlan, unpackPlan } from '../../core/plan-buffer.js';
+import { packPlan } from '../../core/plan-buffer.js';
 import { RangeAssembler, reduceEvaluation } from '../../core/reduce.js';
 import { evaluationShards } from '../../core/shard.js';
 import { type Split, loadMnist } from '../../io/mnist.js';
 import { compiledSibling } from '../../io/compiled-path.js';
+import { EngineCache } from './engine-cache.js';
 import { PlanCache } from './plan-cache.js';
 import { SharedBuffers } from './shared-buffers.js';
 import { type CeShardTask, type FdClaimTask, type FdShardTask, type ThreadData, decodeCeResult } from './task-types.js';
@@ -155,16 +156,8 @@ export class LocalPool {
     return this.plans.with(key, make, async (g) => ({ values: (await this.gradientRange(g, start, end)).values, loss: g.loss }));
   }
 
-  private caller: { id: number; engine: FdEngine } | undefined;
-
-  /** The calling thread's engine over a prepared gradient's shared plan and memo (as a thread's, tasks.ts). */
-  private callerEngine(g: PreparedGradient): FdEngine {
-    if (this.caller?.id !== g.planId) {
-      const { plan, memory } = unpackPlan(g.buffer);
-      this.caller = { id: g.planId, engine: new FdEngine(plan, memory) };
-    }
-    return this.caller.engine;
-  }
+  /** The calling thread's engine when it joins a gradient (callerJoins), as a pool thread's (tasks.ts). */
+  private readonly callerEngines = new EngineCache();
 
   /** Derivatives for coordinates [start, end) of a prepared gradient, on a pool thread. */
   async gradientShard(g: PreparedGradient, start: number, end: number): Promise<Float64Array> {
@@ -198,18 +191,19 @@ export class LocalPool {
     task.schedule.set(schedule);
     const runs = Array.from({ length: Math.min(this.threads, units) }, async () => (await this.pool.run(task, { name: 'fdClaim' })) as number);
     // The threads' tasks are posted (or queued while they boot); the caller claims beside them.
-    const mine = joins ? runSchedule(this.callerEngine(g), task.schedule, task.next, task.out, start) : 0;
-    if (mine === units) {
+    const mine = joins ? runSchedule(this.callerEngines.engineFor(g.planId, g.buffer), task.schedule, task.next, task.out, start) : 0;
+    const threadsHadWork = mine < units;
+    if (threadsHadWork) {
+      const ran = mine + (await Promise.all(runs)).reduce((a, b) => a + b, 0);
+      if (ran !== units) throw new NumgradError(`gradientRange: ${ran} of ${units} units ran`);
+    } else {
       // Every unit ran here (the threads were still booting): their tasks, whenever they start,
       // find the counter past the end and write nothing but the counter. Not waited for; their
       // buffer is not reused (dropped to the GC), so the counter they touch is no one else's.
       for (const r of runs) r.catch(() => undefined);
-      return { values: task.out.slice(), shards: countUnits(schedule, UNIT_COORDS), units };
     }
-    const ran = mine + (await Promise.all(runs)).reduce((a, b) => a + b, 0);
-    if (ran !== units) throw new NumgradError(`gradientRange: ${ran} of ${units} units ran`);
     const values = task.out.slice();
-    this.buffers.giveBack(buffer);
+    if (threadsHadWork) this.buffers.giveBack(buffer);
     return { values, shards: countUnits(schedule, UNIT_COORDS), units };
   }
 

@@ -5,11 +5,10 @@
 import { Piscina } from 'piscina';
 import { type Dataset, gatherBatch, sliceDataset } from '../../core/dataset.js';
 import { NumgradError } from '../../core/errors.js';
-import { FdEngine } from '../../core/fd-engine.js';
 import { runSchedule } from '../../core/fd-schedule.js';
 import { sampleLosses } from '../../core/network.js';
-import { unpackPlan } from '../../core/plan-buffer.js';
 import { sharedMemoRowsKernel } from '../../core/wasm/memo-rows.js';
+import { EngineCache } from './engine-cache.js';
 import { type CeShardTask, type FdClaimTask, type FdShardTask, type ThreadData, encodeCeResult } from './task-types.js';
 
 const data = Piscina.workerData as ThreadData;
@@ -23,23 +22,14 @@ function split(name: 'train' | 'test', given?: CeShardTask['data']): Dataset {
 // Compile the memo-rows kernel while the thread boots, not inside the first gradient.
 sharedMemoRowsKernel();
 
-/** One engine per plan per thread; the memo itself lives in the plan's shared buffer. */
-let cached: { id: number; engine: FdEngine } | undefined;
-
-function engineFor(planId: number, buffer: SharedArrayBuffer): FdEngine {
-  if (cached === undefined || cached.id !== planId) {
-    const { plan, memory } = unpackPlan(buffer);
-    cached = { id: planId, engine: new FdEngine(plan, memory) };
-  }
-  return cached.engine;
-}
+const engines = new EngineCache();
 
 export function fdShard(task: FdShardTask): Float64Array {
-  return Piscina.move(engineFor(task.planId, task.plan).shard(task.start, task.end)) as unknown as Float64Array;
+  return Piscina.move(engines.engineFor(task.planId, task.plan).shard(task.start, task.end)) as unknown as Float64Array;
 }
 
 export function fdClaim(task: FdClaimTask): number {
-  return runSchedule(engineFor(task.planId, task.plan), task.schedule, task.next, task.out, task.base);
+  return runSchedule(engines.engineFor(task.planId, task.plan), task.schedule, task.next, task.out, task.base);
 }
 
 /** Returns encodeCeResult(losses, correct), transferred. */
