@@ -1,17 +1,25 @@
 /**
  * What the queue benches read of a training run through numgrad's processes: when each step was
- * completed, by Redis's clock (the train-step jobs' `completed` events in the reduce queue's events
- * stream), and when the processes they started have exited.
+ * completed, by Redis's clock (in the reduce queue's events stream: the train-step jobs' `completed`
+ * events, and the `progress` events a train-drive job writes after each step it commits), and when
+ * the processes they started have exited.
  */
 import type { ChildProcess } from 'node:child_process';
 import type { Redis } from 'ioredis';
 
-/** The step of a train-step job's `completed` event (fields as XRANGE gives them), else undefined. */
+/**
+ * The step an event says is committed (fields as XRANGE gives them): a train-step job's `completed`
+ * event, or a train-drive job's `progress` event (`{"step":t}`); else undefined.
+ */
 export function completedStep(fields: string[]): number | undefined {
   const f = new Map<string, string>();
   for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i], fields[i + 1]);
-  const m = /^run-.+-step-(\d+)$/.exec(f.get('jobId') ?? '');
-  return f.get('event') === 'completed' && m !== null ? Number(m[1]) : undefined;
+  const id = f.get('jobId') ?? '';
+  const m = /^run-.+-step-(\d+)$/.exec(id);
+  if (f.get('event') === 'completed' && m !== null) return Number(m[1]);
+  if (f.get('event') !== 'progress' || !/^run-.+-drive-\d+$/.test(id)) return undefined;
+  const step = (JSON.parse(f.get('data') ?? 'null') as { step?: unknown } | null)?.step;
+  return typeof step === 'number' ? step : undefined;
 }
 
 /** Step → completion time (ms, Redis's clock) of the train-step jobs under `prefix`. */

@@ -32,6 +32,7 @@ export const JOBS = {
   gradient: 'gradient',
   evaluation: 'evaluation',
   trainStep: 'train-step',
+  trainDrive: 'train-drive',
 } as const;
 
 /** Largest hidden layer a job may ask for: 795·4096+10 float64 = 26 MB of parameters. */
@@ -198,6 +199,18 @@ export const TrainStepData = z.strictObject({
   params: paramsKey,
 });
 export type TrainStepData = z.infer<typeof TrainStepData>;
+
+/**
+ * train-drive (no children): a run's steps from `step` on, computed by the one worker there is on its
+ * own threads, each committed as a train-step commits it, until another worker appears (then the
+ * run goes back to train-step flows), the run stops or ends, or the worker shuts down.
+ */
+export const TrainDriveData = z.strictObject({
+  v: z.literal(CONTRACT_VERSION),
+  run: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  step: int(0, Number.MAX_SAFE_INTEGER),
+});
+export type TrainDriveData = z.infer<typeof TrainDriveData>;
 
 /** The result an evaluation parent returns. */
 export const EvaluationResult = z.strictObject({ loss: z.number(), accuracy: z.number(), count: z.number().int(), correct: z.number().int() });

@@ -14,6 +14,8 @@ interface Pending {
   name?: string;
   added?: number;
   active?: number;
+  /** A train-drive job's last step commit (its last `progress` event). */
+  progress?: number;
 }
 
 /** Jobs tracked between their events; past this the oldest are forgotten (a missed 'completed' must not grow memory). */
@@ -140,6 +142,8 @@ export class QueueObserver {
       p.added = streamMs(id);
     } else if (f.event === 'active') {
       this.entry(queue, jobId).active = streamMs(id);
+    } else if (f.event === 'progress') {
+      this.progress(queue, jobId, f.data, streamMs(id));
     } else if (f.event === 'completed') {
       this.completed(queue, jobId, streamMs(id));
     } else if (f.event === 'failed') {
@@ -174,10 +178,35 @@ export class QueueObserver {
     const name = p.name ?? 'unknown';
     this.sinks.flow(seconds, name);
     const step = name === JOBS.trainStep ? /^run-(.+)-step-(\d+)$/.exec(jobId) : null;
-    if (step === null) return;
+    if (step !== null) this.stepDone(step[1], Number(step[2]), seconds);
+  }
+
+  /**
+   * A train-drive job committed a step (`{"step":t}`): the step took the time since the drive's
+   * previous commit (its first, since the job became active). Reported as a train-step flow would be.
+   */
+  private progress(queue: string, jobId: string, data: string | undefined, at: number): void {
+    const run = /^run-(.+)-drive-\d+$/.exec(jobId);
+    if (run === null) return;
+    let step: unknown;
+    try {
+      step = (JSON.parse(data ?? 'null') as { step?: unknown } | null)?.step;
+    } catch {
+      return;
+    }
+    const p = this.entry(queue, jobId);
+    const since = p.progress ?? p.active;
+    p.progress = at;
+    if (since === undefined || typeof step !== 'number') return;
+    const seconds = (at - since) / 1000;
+    this.sinks.flow(seconds, JOBS.trainStep);
+    this.stepDone(run[1], step, seconds);
+  }
+
+  private stepDone(run: string, step: number, seconds: number): void {
     // Newest last, and only the runs a page can list: removed and old runs drop out.
-    this.lastStep.delete(step[1]);
-    this.lastStep.set(step[1], { seconds, step: Number(step[2]) });
+    this.lastStep.delete(run);
+    this.lastStep.set(run, { seconds, step });
     if (this.lastStep.size > MAX_RUNS) this.lastStep.delete(this.lastStep.keys().next().value as string);
   }
 

@@ -1,5 +1,5 @@
 import type { FlowJob, JobsOptions } from 'bullmq';
-import { type BatchSpec, CONTRACT_VERSION, type CeShardData, type EvaluationData, type FdShardData, type GradientData, JOBS, QUEUES, type TrainStepData, splitSize } from '../core/contract.js';
+import { type BatchSpec, CONTRACT_VERSION, type CeShardData, type EvaluationData, type FdShardData, type GradientData, JOBS, QUEUES, type TrainDriveData, type TrainStepData, splitSize } from '../core/contract.js';
 import { paramCount } from '../core/layout.js';
 import { splitBySize, splitEven } from '../core/shard.js';
 
@@ -81,4 +81,10 @@ export function trainStepFlow(run: string, step: number, params: string, hidden:
   const data: TrainStepData = { v: CONTRACT_VERSION, run, step, params };
   const batch = seededBatch(seed, step, batchSize);
   return { name: JOBS.trainStep, queueName: QUEUES.reduce, data, opts: { ...PARENT_OPTS, jobId: id }, children: fdChildren(params, hidden, batch, h, shards, id, RUN_SHARD_OPTS) };
+}
+
+/** Steps of a run from `step` on, driven by one worker (train-drive.ts): a job without children. */
+export function trainDriveJob(run: string, step: number): FlowJob {
+  const data: TrainDriveData = { v: CONTRACT_VERSION, run, step };
+  return { name: JOBS.trainDrive, queueName: QUEUES.reduce, data, opts: { ...PARENT_OPTS, jobId: jobId('run', run, 'drive', step) } };
 }

@@ -69,15 +69,19 @@ export class RunState {
 /** The run a reduce job belongs to: a training step's `run`, or a run's epoch evaluation's `run.id`. */
 export function runOf(job: Job): string | undefined {
   const d = job.data as { run?: unknown } | undefined;
-  if (job.name === JOBS.trainStep && typeof d?.run === 'string') return d.run;
+  if ((job.name === JOBS.trainStep || job.name === JOBS.trainDrive) && typeof d?.run === 'string') return d.run;
   if (job.name === JOBS.evaluation && typeof d?.run === 'object' && d.run !== null && typeof (d.run as { id?: unknown }).id === 'string') return (d.run as { id: string }).id;
   return undefined;
 }
 
-/** What of its run a reduce job stands for: a training step's step, an epoch evaluation's pending token. */
+/**
+ * What of its run a reduce job stands for: a training step's step, an epoch evaluation's pending
+ * token; a train-drive, the run's steps from wherever it is.
+ */
 function waitedFor(job: Job): { step?: number; pending?: string } {
   const d = job.data as { step?: unknown; split?: unknown; run?: { iter?: unknown } } | undefined;
   if (job.name === JOBS.trainStep) return { step: typeof d?.step === 'number' ? d.step : -1 };
+  if (job.name === JOBS.trainDrive) return {};
   return { pending: `eval:${String(d?.run?.iter)}:${String(d?.split)}` };
 }
 

@@ -28,6 +28,8 @@ export class QueueWorker implements Drainable {
   private readonly conn: Connection;
   private readonly flows: FlowProducer;
   private readonly reduceQueue: Queue;
+  private readonly shardsQueue: Queue;
+  private soloCheck: { at: number; solo: Promise<boolean> } | undefined;
   private readonly workers: Worker[] = [];
   private readonly functions: FunctionJobs;
   private readonly reducers: Reducers;
@@ -52,18 +54,23 @@ export class QueueWorker implements Drainable {
     this.functions = new FunctionJobs({ threads: opts.threads, functionsDir: opts.functionsDir, mnistDir: opts.mnistDir, concurrency }, store);
     this.flows = new FlowProducer({ connection: this.conn, prefix: opts.prefix });
     this.reduceQueue = new Queue(QUEUES.reduce, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
+    this.shardsQueue = new Queue(QUEUES.shards, { connection: this.conn, prefix: opts.prefix, streams: EVENTS_STREAMS });
     const shards = (this.shards = new ShardProcessor(this.pool, store, this.functions));
     this.reducers = new Reducers({
       store, runState: new RunState(this.conn, keys), flows: this.flows, functions: this.functions, logger: opts.logger,
       loaded: (version) => shards.loaded(version),
       results: { keys, getShardResults: (ids) => store.getShardResults(ids), cached: (id, start, end, params) => shards.cached(id, start, end, params) },
       warnUnrecorded: (job, err) => opts.logger.warn({ jobId: job.id, err: sanitize(err, opts.redisUrl) }, 'could not record the run as failed'),
+      gradient: (params, indices, h) => this.pool.gradient(params, indices, h),
+      solo: () => this.solo(),
+      stopping: () => this.closing !== undefined,
     });
     // Without a listener BullMQ prints each 'error' event with console.error: a stack that, for an
     // auth error, carries the AUTH command and its password.
     this.conn.on('error', (err: unknown) => this.checkFatal(err));
     this.flows.on('error', (err) => this.checkFatal(err));
     this.reduceQueue.on('error', (err) => this.checkFatal(err));
+    this.shardsQueue.on('error', (err) => this.checkFatal(err));
     const common = {
       connection: this.conn,
       prefix: opts.prefix,
@@ -78,6 +85,20 @@ export class QueueWorker implements Drainable {
     if (opts.reducer ?? WORKER_DEFAULTS.reducer) {
       this.listen(new Worker(QUEUES.reduce, (job: Job, token?: string) => this.track(job, token, () => this.reducers.process(job)), { ...common, concurrency: WORKER_DEFAULTS.reduceConcurrency }));
     }
+  }
+
+  /**
+   * Whether this is the only worker process listening on the shard queue (BullMQ's worker count:
+   * its named connections in CLIENT LIST), looked up at most every SOLO_CHECK_MS. Then a run's
+   * steps are a train-drive job here rather than a flow per step. Unknown counts as not alone.
+   */
+  private solo(): Promise<boolean> {
+    if (!(this.opts.drive ?? WORKER_DEFAULTS.drive)) return Promise.resolve(false);
+    const now = Date.now();
+    if (this.soloCheck === undefined || now - this.soloCheck.at >= WORKER_DEFAULTS.soloCheckMs) {
+      this.soloCheck = { at: now, solo: this.shardsQueue.getWorkersCount().then((n) => n <= 1, () => false) };
+    }
+    return this.soloCheck.solo;
   }
 
   private async track<T>(job: Job, token: string | undefined, run: () => Promise<T>): Promise<T> {
@@ -142,6 +163,7 @@ export class QueueWorker implements Drainable {
       await Promise.all(this.workers.map((w) => w.close()));
       await this.flows.close();
       await this.reduceQueue.close();
+      await this.shardsQueue.close();
       await this.pool.close();
       await this.functions.close();
       this.conn.disconnect();

@@ -1,5 +1,5 @@
 import type { FlowProducer, Job } from 'bullmq';
-import { EvaluationData, type EvaluationResult, GradientData, type GradientResult, JOBS, QUEUES, TrainStepData, parsePayload, splitSize } from '../core/contract.js';
+import { EvaluationData, type EvaluationResult, GradientData, type GradientResult, JOBS, QUEUES, TrainDriveData, TrainStepData, parsePayload, splitSize } from '../core/contract.js';
 import { ValidationError } from '../core/errors.js';
 import { paramCount } from '../core/layout.js';
 import { reduceEvaluation } from '../core/reduce.js';
@@ -8,6 +8,7 @@ import { type ShardResults, assembleChildren, ceOrigin, fdOrigin } from '../queu
 import { type RunState, failedChild, isFinal } from '../queue/run-state.js';
 import type { Store } from '../queue/store.js';
 import { type FunctionJobs, isFunctionJob } from './function-jobs.js';
+import { type TrainDriveDeps, trainDrive } from './train-drive.js';
 import { trainStep } from './train-step.js';
 import { unrecoverable } from './unrecoverable.js';
 
@@ -23,6 +24,10 @@ export interface ReducerDeps {
   readonly results: ShardResults;
   /** Logs a failure to record a failed run (the Redis URL redacted). */
   readonly warnUnrecorded: (job: Job, err: unknown) => void;
+  /** For train-drive jobs: this process's gradient, whether it is the only worker, whether it is closing. */
+  readonly gradient: TrainDriveDeps['gradient'];
+  readonly solo: TrainDriveDeps['solo'];
+  readonly stopping: TrainDriveDeps['stopping'];
 }
 
 /**
@@ -40,8 +45,9 @@ export class Reducers {
       if (child !== undefined) throw child;
       if (job.name === JOBS.gradient) return await this.gradient(job, parsePayload(GradientData, job.name, job.data));
       if (job.name === JOBS.evaluation) return await this.evaluation(job, parsePayload(EvaluationData, job.name, job.data));
-      if (job.name === JOBS.trainStep) return await trainStep({ ...this.deps, tryFinish: (id) => this.tryFinish(id) }, job, parsePayload(TrainStepData, job.name, job.data));
-      throw new ValidationError('reduce', 'job name', `"${JOBS.gradient}", "${JOBS.evaluation}" or "${JOBS.trainStep}"`, job.name);
+      if (job.name === JOBS.trainStep) return await trainStep(this.stepDeps(), job, parsePayload(TrainStepData, job.name, job.data));
+      if (job.name === JOBS.trainDrive) return await trainDrive(this.stepDeps(), job, parsePayload(TrainDriveData, job.name, job.data));
+      throw new ValidationError('reduce', 'job name', `"${JOBS.gradient}", "${JOBS.evaluation}", "${JOBS.trainStep}" or "${JOBS.trainDrive}"`, job.name);
     } catch (err) {
       const e = unrecoverable(err);
       // Recorded here, under the job's lock, before BullMQ moves the job to failed: a process that
@@ -49,6 +55,10 @@ export class Reducers {
       if (e instanceof Error && isFinal(job, e, job.attemptsMade + 1)) await this.endRun(job, e);
       throw e;
     }
+  }
+
+  private stepDeps(): TrainDriveDeps {
+    return { ...this.deps, tryFinish: (id) => this.tryFinish(id) };
   }
 
   /** A run's step or evaluation failed for good: the run is failed, with the reason, now. */

@@ -6,8 +6,8 @@ import { isEvalStep, sgdStep } from '../core/training.js';
 import type { Logger } from '../io/logger.js';
 import { type ShardResults, assembleChildren, fdOrigin } from '../queue/children.js';
 import { paramsVersion } from '../queue/codec.js';
-import { EVAL_SHARD_SAMPLES, evaluationFlow, jobId, seededBatch, trainStepFlow } from '../queue/flows.js';
-import type { Store } from '../queue/store.js';
+import { EVAL_SHARD_SAMPLES, evaluationFlow, jobId, seededBatch, trainDriveJob, trainStepFlow } from '../queue/flows.js';
+import type { RunSummary, Store } from '../queue/store.js';
 
 /**
  * Redis no longer holds a step this job committed (it came back from its append-only file without
@@ -30,7 +30,11 @@ export interface TrainStepDeps {
   readonly results: ShardResults;
   /** Marks the run done once its last step and evaluations are in. */
   readonly tryFinish: (run: string) => Promise<void>;
+  /** Whether this is the only worker process on the shard queue (then step t + 1 is a train-drive job). */
+  readonly solo: () => Promise<boolean>;
 }
+
+type RunConfig = RunSummary['config'];
 
 /**
  * One training step: θ_{t+1} = θ_t − lr·g_t, written once (a Lua check on the run's step makes a
@@ -38,7 +42,7 @@ export interface TrainStepDeps {
  * Every action after the advance is idempotent, so a reducer that dies half-way is simply re-run.
  */
 export async function trainStep(deps: TrainStepDeps, job: Job, d: TrainStepData): Promise<{ step: number; advanced: boolean }> {
-  const { store, flows } = deps;
+  const { store } = deps;
   const run = await store.getRun(d.run);
   if (run === null) throw new ValidationError('train-step', 'data.run', 'an existing run', d.run);
   const holderT = jobId('run', d.run, 'step', d.step);
@@ -53,31 +57,58 @@ export async function trainStep(deps: TrainStepDeps, job: Job, d: TrainStepData)
   let advanced = false;
   if (run.step === t) {
     const { out: g, loss, stored } = await assembleChildren(job, JOBS.trainStep, paramCount(cfg.hidden), fdOrigin(d.params, cfg.hidden, seededBatch(cfg.seed, t, cfg.batch), cfg.h), deps.results);
-    const theta = (await deps.loaded(d.params)) ?? (await store.getParams(d.params));
-    if (theta === null) throw new ValidationError('train-step', 'data.params', 'a params version stored in Redis', d.params);
-    // The shards check the snapshot when they load it, but may have loaded it before it changed.
-    const bad = theta.findIndex((x) => !Number.isFinite(x));
-    if (bad >= 0) throw new ValidationError('train-step', `data.params[${bad}]`, 'a finite number in the stored snapshot', theta[bad]);
-    const nextParams = sgdStep(theta, g, cfg.lr);
-    next = paramsVersion(nextParams);
-    const evals = isEvalStep(cfg, t);
-    const holders = [jobId('run', d.run, 'step', t + 1), ...(evals ? [jobId('run', d.run, 'eval', t, 'train'), jobId('run', d.run, 'eval', t, 'test')] : [])];
-    const pending = evals ? [`eval:${t}:train`, `eval:${t}:test`] : [];
-    advanced = (await store.commitStep(d.run, t, { params: nextParams, version: next, holders, pending, metricsLine: JSON.stringify({ iter: t, loss }), loss, shardResults: stored })) === 'advanced';
+    const theta = checkedSnapshot('train-step', d.params, (await deps.loaded(d.params)) ?? (await store.getParams(d.params)));
+    const c = await commitStep(deps, d.run, cfg, t, sgdStep(theta, g, cfg.lr), loss, stored);
+    next = c.version;
+    advanced = c.advanced;
     deps.logger.debug({ queue: QUEUES.reduce, jobId: job.id, run: d.run, step: t, loss }, 'step');
   } else {
     next = run.params;
   }
+  await afterCommit(deps, d.run, cfg, t, d.params, next, advanced, true);
+  return { step: t, advanced };
+}
+
+/** A params snapshot read for a step: present (else the job names a version Redis does not hold) and finite. */
+export function checkedSnapshot(op: string, version: string, theta: Float64Array | null): Float64Array {
+  if (theta === null) throw new ValidationError(op, 'data.params', 'a params version stored in Redis', version);
+  // The shards check the snapshot when they load it, but may have loaded it before it changed.
+  const bad = theta.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) throw new ValidationError(op, `data.params[${bad}]`, 'a finite number in the stored snapshot', theta[bad]);
+  return theta;
+}
+
+/**
+ * Step t's commit: θ_{t+1} with its holders (step t + 1, and the epoch evaluations it owes), the
+ * metrics line and the loss, in one script (store.commitStep); `stored` shard results go with it.
+ */
+export async function commitStep(deps: Pick<TrainStepDeps, 'store'>, runId: string, cfg: RunConfig, t: number, nextParams: Float64Array, loss: number, stored: readonly string[]): Promise<{ version: string; advanced: boolean }> {
+  const version = paramsVersion(nextParams);
+  const evals = isEvalStep(cfg, t);
+  const holders = [jobId('run', runId, 'step', t + 1), ...(evals ? [jobId('run', runId, 'eval', t, 'train'), jobId('run', runId, 'eval', t, 'test')] : [])];
+  const pending = evals ? [`eval:${t}:train`, `eval:${t}:test`] : [];
+  const r = await deps.store.commitStep(runId, t, { params: nextParams, version, holders, pending, metricsLine: JSON.stringify({ iter: t, loss }), loss, shardResults: stored });
+  return { version, advanced: r === 'advanced' };
+}
+
+/**
+ * What follows step t's commit (`advanced`: this call made it; else it was found made): the epoch
+ * evaluations, step t + 1 (a train-step flow, or a train-drive job when this is the only worker)
+ * when `enqueueNext`, or at the end the final params; then θ_t released. Returns the run as Redis
+ * holds it after the commit. Throws StepLost when Redis no longer holds the step.
+ */
+export async function afterCommit(deps: TrainStepDeps, runId: string, cfg: RunConfig, t: number, from: string, next: string, advanced: boolean, enqueueNext: boolean): Promise<RunSummary | null> {
+  const { store, flows } = deps;
   // What comes next names θ_{t+1}: only once Redis holds the step (a Redis that came back without
   // its last writes may have lost it, snapshot and all). Then this job is retried and redoes it.
-  const now = await store.getRun(d.run);
-  if (now !== null && now.state === 'running' && now.step < t + 1) throw new StepLost(d.run, t, now.step);
+  const now = await store.getRun(runId);
+  if (now !== null && now.state === 'running' && now.step < t + 1) throw new StepLost(runId, t, now.step);
   if (isEvalStep(cfg, t)) {
     for (const split of ['train', 'test'] as const) {
       // After a crash between the advance and here, add only evaluations still pending.
-      if (!advanced && !(await store.isPending(d.run, `eval:${t}:${split}`))) continue;
-      const holder = jobId('run', d.run, 'eval', t, split);
-      const data: EvaluationData = { v: 1, params: next, hidden: cfg.hidden, split, holder, run: { id: d.run, iter: t } };
+      if (!advanced && !(await store.isPending(runId, `eval:${t}:${split}`))) continue;
+      const holder = jobId('run', runId, 'eval', t, split);
+      const data: EvaluationData = { v: 1, params: next, hidden: cfg.hidden, split, holder, run: { id: runId, iter: t } };
       await flows.add(evaluationFlow(data, holder, EVAL_SHARD_SAMPLES));
     }
   }
@@ -85,17 +116,17 @@ export async function trainStep(deps: TrainStepDeps, job: Job, d: TrainStepData)
     // Only while the run waits for step t + 1: a late duplicate of this job (a worker cut off the
     // network, back after its step was redone elsewhere) would otherwise add step t + 1 again, under
     // the same ids but as new jobs (the done ones are removed), on a θ_{t+1} already released.
-    if (now?.state === 'running' && now.step === t + 1) {
-      await flows.add(trainStepFlow(d.run, t + 1, next, cfg.hidden, cfg.seed, cfg.batch, cfg.h, cfg.shards));
+    if (enqueueNext && now?.state === 'running' && now.step === t + 1) {
+      await flows.add((await deps.solo()) ? trainDriveJob(runId, t + 1) : trainStepFlow(runId, t + 1, next, cfg.hidden, cfg.seed, cfg.batch, cfg.h, cfg.shards));
     }
     // Stopped meanwhile: θ_{t+1} stays held for step t+1, which `numgrad resume` enqueues.
   } else {
-    await store.keepFinalParams(d.run, next);
-    await store.release(next, jobId('run', d.run, 'step', t + 1));
+    await store.keepFinalParams(runId, next);
+    await store.release(next, jobId('run', runId, 'step', t + 1));
   }
   // Refused while Redis holds the run at step t or before: it lost the step after the check above
   // (a command in flight when it went down is resent when it is back), and the redo needs θ_t.
-  if ((await store.releaseAfterStep(d.run, t, d.params, holderT)) === 'behind') throw new StepLost(d.run, t, t);
-  if (t + 1 >= cfg.iters) await deps.tryFinish(d.run);
-  return { step: t, advanced };
+  if ((await store.releaseAfterStep(runId, t, from, jobId('run', runId, 'step', t))) === 'behind') throw new StepLost(runId, t, t);
+  if (t + 1 >= cfg.iters) await deps.tryFinish(runId);
+  return now;
 }

@@ -12,6 +12,11 @@ export interface QueueWorkerOptions {
   /** Also consume the reduce queue (gradients, evaluations, training steps). Default: WORKER_DEFAULTS.reducer. */
   readonly reducer?: boolean;
   /**
+   * As the only worker on the shard queue, compute a run's steps here (a train-drive job) instead of
+   * a flow of shards per step. Default: WORKER_DEFAULTS.drive.
+   */
+  readonly drive?: boolean;
+  /**
    * Shard jobs in flight per process. Default: WORKER_DEFAULTS.concurrency(threads). Also the bound
    * on function evaluations in flight per process (async functions overlap).
    */
@@ -30,6 +35,8 @@ export interface QueueWorkerOptions {
 export const WORKER_DEFAULTS = {
   /** A worker also reduces: any process can finish any gradient, evaluation or training step. */
   reducer: true,
+  /** Alone on the shard queue, a worker computes a run's steps itself (train-drive.ts). */
+  drive: true,
   /** Shard jobs in flight: 2 × threads, so every thread has the next one queued. */
   concurrency: (threads: number): number => 2 * threads,
   /** Reduce jobs in flight: they wait on Redis, not on the threads. */
@@ -40,6 +47,11 @@ export const WORKER_DEFAULTS = {
   stalledInterval: 30_000,
   /** A job may stall this often (its process died, or it lost its lock) before it fails for good. */
   maxStalledCount: 2,
+  /**
+   * How often (ms) a worker asks Redis how many workers listen on the shard queue: alone, it runs a
+   * training run's steps itself (train-drive.ts); a worker that joins is given shards within this.
+   */
+  soloCheckMs: 500,
   /** Params snapshots a process keeps decoded (the shards of a step share one). */
   paramsCache: 6,
 } as const;

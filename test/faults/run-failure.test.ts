@@ -59,7 +59,8 @@ describe('a run that fails is failed at once, visibly, and resumes bit for bit',
     const url = fx.server.url;
     conn = await probe(url);
     const c = conn;
-    workers.push(await spawnWorker(prefix, url, { extraArgs: FAST_LOCKS }));
+    // Flows per step (--no-drive): a drive keeps θ in memory and reads a snapshot only when it starts.
+    workers.push(await spawnWorker(prefix, url, { extraArgs: [...FAST_LOCKS, '--no-drive'] }));
     dashboard = await startDashboard({ config: buildConfig({ redis: url, prefix }, {}), port: 0, host: '127.0.0.1', allowActions: false, logger: pino({ level: 'silent' }) });
     const run = 'nan-snapshot';
     const runKey = `${prefix}:ng:run:${run}`;

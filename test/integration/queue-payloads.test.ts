@@ -155,8 +155,10 @@ const BAD: BadCase[] = [
     data: (v) => without(without(validShard(v, 0, 1), 'start'), 'end'),
     reason: /^gradient: data\.holder must be a string \(it is missing\)$/,
   },
-  { title: 'reduce: an unknown job name', queue: 'reduce', name: 'gradients', data: () => ({}), reason: /^reduce: job name must be "gradient", "evaluation" or "train-step", got "gradients"$/ },
+  { title: 'reduce: an unknown job name', queue: 'reduce', name: 'gradients', data: () => ({}), reason: /^reduce: job name must be "gradient", "evaluation", "train-step" or "train-drive", got "gradients"$/ },
   { title: 'reduce: a train-step of a run that does not exist', queue: 'reduce', name: 'train-step', data: (v) => ({ v: 1, run: 'nope', step: 0, params: v }), reason: /^train-step: data\.run must be an existing run, got "nope"$/ },
+  { title: 'reduce: a train-drive of a run that does not exist', queue: 'reduce', name: 'train-drive', data: () => ({ v: 1, run: 'nope', step: 0 }), reason: /^train-drive: data\.run must be an existing run, got "nope"$/ },
+  { title: 'train-drive: a step that is not an integer', queue: 'reduce', name: 'train-drive', data: () => ({ v: 1, run: 'r', step: 1.5 }), reason: /^train-drive: data\.step must be/ },
 ];
 
 describe('malformed payloads on an in-process QueueWorker', () => {

@@ -111,9 +111,76 @@ describe.each([
     const j = JSON.parse(r.stdout.trimEnd().split('\n').pop() ?? '') as { backend: string; run: string; state: string; steps: number };
     expect(j).toMatchObject({ backend: 'queue', run: 'r1', state: 'done', steps: ITERS });
     expectSameAsLocal(out);
+    // One worker computes the steps itself (a train-drive job from step 1), three share flows.
+    const events = await reduceEvents(prefix);
+    expect(events.some((e) => e.jobId === 'run-r1-drive-1' && e.event === 'progress'), 'a drive ran').toBe(n === 1);
+    expect(events.filter((e) => /^run-r1-step-\d+$/.test(e.jobId) && e.event === 'completed').length).toBe(n === 1 ? 1 : ITERS);
     await expectOnlySummaryLeft(prefix, 'r1');
     for (const p of procs) expect(p.output(), 'no worker logged a warning').toBe('');
   }, 250_000);
+});
+
+/** The reduce queue's events (jobId, event, returnvalue) in order. */
+async function reduceEvents(prefix: string): Promise<{ jobId: string; event: string; returnvalue?: string }[]> {
+  const conn = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    return (await conn.xrange(`${prefix}:reduce:events`, '-', '+')).map(([, f]) => {
+      const m = new Map<string, string>();
+      for (let i = 0; i + 1 < f.length; i += 2) m.set(f[i], f[i + 1]);
+      return { jobId: m.get('jobId') ?? '', event: m.get('event') ?? '', returnvalue: m.get('returnvalue') };
+    });
+  } finally {
+    conn.disconnect();
+  }
+}
+
+describe('one worker drives a run; a second worker that joins mid-run gets shards', () => {
+  const prefix = uniquePrefix();
+  const procs: WorkerProcess[] = [];
+
+  afterAll(async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+    await cleanup(prefix, url);
+    expect(await keysUnder(url, prefix)).toEqual([]);
+  });
+
+  it('the drive hands the run back to train-step flows within a second of the join; the run ends bitwise the local run', async () => {
+    procs.push(await spawnWorker(prefix, url, { threads: 1 }));
+    const run = 'j1';
+    const sub = await runCli(['train', '--backend', 'queue', ...FLAGS, '--run-id', run, '--detach'], { prefix, url }, 60_000);
+    expect(sub.code, sub.stderr).toBe(0);
+    const client = new QueueClient({ redisUrl: url, prefix });
+    let joinedAt = 0;
+    try {
+      await client.ping();
+      let step = 0;
+      for (let k = 0; k < 1200 && step < 30; k++) {
+        await sleep(50);
+        step = (await client.run(run)).step;
+      }
+      expect(step).toBeGreaterThanOrEqual(30);
+      expect(step, 'the join comes mid-run').toBeLessThan(ITERS - 40);
+      procs.push(await spawnWorker(prefix, url, { threads: 1 }));
+      joinedAt = (await client.run(run)).step;
+    } finally {
+      await client.close();
+    }
+    const out = join(dir, 'joined');
+    const f = await runCli(['follow', run, '--out', out, '--json'], { prefix, url }, 240_000);
+    expect(f.code, f.stderr).toBe(0);
+    expectSameAsLocal(out);
+    const events = await reduceEvents(prefix);
+    const ended = events.find((e) => e.jobId === `${'run-' + run}-drive-1` && e.event === 'completed');
+    const r = JSON.parse(ended?.returnvalue ?? '{}') as { from: number; to: number; end: string };
+    expect(r).toMatchObject({ from: 1, end: 'handed-back' });
+    // Handed back within the solo check's 500 ms (plus a step) of the second worker's join.
+    expect(r.to).toBeGreaterThanOrEqual(joinedAt);
+    expect(r.to).toBeLessThan(ITERS);
+    const flows = events.filter((e) => e.event === 'completed' && /^run-j1-step-\d+$/.test(e.jobId)).map((e) => Number(e.jobId.split('-').pop()));
+    expect(flows).toContain(r.to);
+    expect(flows.length, 'two workers: a flow per step from the hand-back to the end').toBe(1 + ITERS - r.to);
+    for (const p of procs) expect(p.output(), 'no worker logged a warning').toBe('');
+  }, 300_000);
 });
 
 describe('the submitter is SIGKILLed mid-run; `numgrad follow` sees the run finish on its own', () => {

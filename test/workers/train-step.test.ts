@@ -17,7 +17,7 @@ function run(step: number): RunSummary {
 }
 
 /** Deps whose store answers getRun with `steps` in turn (the last one from then on) and records what is called. */
-function deps(steps: number[]): { deps: TrainStepDeps; added: unknown[]; released: unknown[][] } {
+function deps(steps: number[], solo = false): { deps: TrainStepDeps; added: unknown[]; released: unknown[][] } {
   const added: unknown[] = [];
   const released: unknown[][] = [];
   let n = 0;
@@ -32,7 +32,7 @@ function deps(steps: number[]): { deps: TrainStepDeps; added: unknown[]; release
   const flows = { add: async (f: unknown) => void added.push(f) } as unknown as FlowProducer;
   const none = async () => undefined;
   return {
-    deps: { store, flows, logger: { debug: () => undefined } as unknown as TrainStepDeps['logger'], loaded: none, tryFinish: none, results: { keys: { shardResult: (j) => j }, getShardResults: async () => [] } },
+    deps: { store, flows, logger: { debug: () => undefined } as unknown as TrainStepDeps['logger'], loaded: none, tryFinish: none, solo: async () => solo, results: { keys: { shardResult: (j) => j }, getShardResults: async () => [] } },
     added,
     released,
   };
@@ -46,6 +46,13 @@ describe('train-step: what a step enqueues follows what Redis says now', () => {
     await trainStep(d.deps, job, { v: 1, run: 'r', step: 30, params: 'b'.repeat(64) });
     expect(d.added).toHaveLength(1);
     expect(d.released).toHaveLength(1);
+  });
+
+  it('a worker alone on the shard queue enqueues step 31 as a train-drive job (no shards), under its deterministic id', async () => {
+    const d = deps([31], true);
+    await trainStep(d.deps, job, { v: 1, run: 'r', step: 30, params: 'b'.repeat(64) });
+    expect(d.added).toEqual([expect.objectContaining({ name: 'train-drive', queueName: 'reduce', data: { v: 1, run: 'r', step: 31 }, opts: expect.objectContaining({ jobId: 'run-r-drive-31' }) })]);
+    expect((d.added[0] as { children?: unknown }).children).toBeUndefined();
   });
 
   it('a late duplicate of step 30 that finds the run moved on meanwhile (at step 35) enqueues nothing', async () => {

@@ -12,10 +12,11 @@ export function registerWorker(program: Command, config: () => Config): void {
     .addOption(OPTIONS.workerConcurrency())
     .addOption(OPTIONS.functions('folder of function modules to register (default: NUMGRAD_FUNCTIONS, else the built-ins only)'))
     .option('--no-reducer', 'do not consume the reduce queue')
+    .option('--no-drive', 'run every training step as a flow of shards, even as the only worker (default: alone, a worker computes a run\'s steps itself)')
     .addOption(OPTIONS.lockDuration())
     .addOption(OPTIONS.stalledInterval())
     .addOption(OPTIONS.workerGrace())
-    .action(async (flags: { threads?: number; concurrency?: number; functions?: string; reducer: boolean; lockDuration: number; stalledInterval: number; grace: number }) => {
+    .action(async (flags: { threads?: number; concurrency?: number; functions?: string; reducer: boolean; drive: boolean; lockDuration: number; stalledInterval: number; grace: number }) => {
       const cfg = config();
       const { grace } = flags;
       const threads = flags.threads ?? cfg.threads;
@@ -40,6 +41,7 @@ export function registerWorker(program: Command, config: () => Config): void {
         functionsDir,
         logger,
         reducer: flags.reducer,
+        drive: flags.drive,
         concurrency: flags.concurrency,
         lockDuration: flags.lockDuration,
         stalledInterval: flags.stalledInterval,
