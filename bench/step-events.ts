@@ -8,26 +8,39 @@ import type { ChildProcess } from 'node:child_process';
 import type { Redis } from 'ioredis';
 
 /**
- * The step an event says is committed (fields as XRANGE gives them): a train-step job's `completed`
- * event, or a train-drive job's `progress` event (`{"step":t}`); else undefined.
+ * The steps an event says are committed (fields as XRANGE gives them): a train-step job's
+ * `completed` event (one step), or a train-drive job's `progress` event (`{"step":t,"steps":k}`: the
+ * k steps up to t); else undefined.
  */
-export function completedStep(fields: string[]): number | undefined {
+export function committedSteps(fields: string[]): { last: number; steps: number } | undefined {
   const f = new Map<string, string>();
   for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i], fields[i + 1]);
   const id = f.get('jobId') ?? '';
   const m = /^run-.+-step-(\d+)$/.exec(id);
-  if (f.get('event') === 'completed' && m !== null) return Number(m[1]);
+  if (f.get('event') === 'completed' && m !== null) return { last: Number(m[1]), steps: 1 };
   if (f.get('event') !== 'progress' || !/^run-.+-drive-\d+$/.test(id)) return undefined;
-  const step = (JSON.parse(f.get('data') ?? 'null') as { step?: unknown } | null)?.step;
-  return typeof step === 'number' ? step : undefined;
+  const d = JSON.parse(f.get('data') ?? 'null') as { step?: unknown; steps?: unknown } | null;
+  return typeof d?.step === 'number' ? { last: d.step, steps: typeof d.steps === 'number' ? d.steps : 1 } : undefined;
 }
 
-/** Step → completion time (ms, Redis's clock) of the train-step jobs under `prefix`. */
+/** The last step an event says is committed (committedSteps), else undefined. */
+export function completedStep(fields: string[]): number | undefined {
+  return committedSteps(fields)?.last;
+}
+
+/**
+ * Step → completion time (ms, Redis's clock) of the run under `prefix`. Steps committed together
+ * (a drive's k steps) share the time since the previous commit equally.
+ */
 export async function stepCompletions(redis: Redis, prefix: string): Promise<Map<number, number>> {
   const done = new Map<number, number>();
   for (const [id, fields] of await redis.xrange(`${prefix}:reduce:events`, '-', '+')) {
-    const step = completedStep(fields);
-    if (step !== undefined) done.set(step, Number(id.split('-')[0]));
+    const c = committedSteps(fields);
+    if (c === undefined) continue;
+    const at = Number(id.split('-')[0]);
+    const before = done.get(c.last - c.steps);
+    if (before === undefined) done.set(c.last, at);
+    else for (let k = 1; k <= c.steps; k++) done.set(c.last - c.steps + k, before + ((at - before) * k) / c.steps);
   }
   return done;
 }

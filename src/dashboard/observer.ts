@@ -182,25 +182,27 @@ export class QueueObserver {
   }
 
   /**
-   * A train-drive job committed a step (`{"step":t}`): the step took the time since the drive's
-   * previous commit (its first, since the job became active). Reported as a train-step flow would be.
+   * A train-drive job committed steps (`{"step":t,"steps":k}`: k steps, the last t): they took the
+   * time since the drive's previous commit (its first, since the job became active), k equal parts
+   * of it. Reported as k train-step flows would be.
    */
   private progress(queue: string, jobId: string, data: string | undefined, at: number): void {
     const run = /^run-(.+)-drive-\d+$/.exec(jobId);
     if (run === null) return;
-    let step: unknown;
+    let d: { step?: unknown; steps?: unknown } | null;
     try {
-      step = (JSON.parse(data ?? 'null') as { step?: unknown } | null)?.step;
+      d = JSON.parse(data ?? 'null') as { step?: unknown; steps?: unknown } | null;
     } catch {
       return;
     }
     const p = this.entry(queue, jobId);
     const since = p.progress ?? p.active;
     p.progress = at;
-    if (since === undefined || typeof step !== 'number') return;
-    const seconds = (at - since) / 1000;
-    this.sinks.flow(seconds, JOBS.trainStep);
-    this.stepDone(run[1], step, seconds);
+    const steps = typeof d?.steps === 'number' && d.steps >= 1 ? Math.floor(d.steps) : 1;
+    if (since === undefined || typeof d?.step !== 'number') return;
+    const seconds = (at - since) / 1000 / steps;
+    for (let k = 0; k < steps; k++) this.sinks.flow(seconds, JOBS.trainStep);
+    this.stepDone(run[1], d.step, seconds);
   }
 
   private stepDone(run: string, step: number, seconds: number): void {

@@ -46,28 +46,32 @@ ${RELEASE}`;
 /** A shard result left behind (its reducer failed, its run was stopped) expires after a day. */
 export const SHARD_RESULT_TTL_SECONDS = 86_400;
 
-/** What `Store.commitStep` did: moved t → t+1; found the run at another step (a duplicate); found no run. */
+/** What `Store.commitStep` did: moved t → t+k; found the run at another step (a duplicate); found no run. */
 export type Advance = 'advanced' | 'elsewhere' | 'no-run';
 
 /**
- * Step t of a run, committed as one unit: θ_{t+1}'s snapshot with its holders, the evaluations it
- * owes, the step and the metrics line. One script is one entry of the append-only file, so a Redis
- * that comes back without its last second of writes has all of it or none, never a step whose
- * snapshot is missing. The shard results the step was assembled from go with it (in the same
- * entry: a Redis that lost the step still has them for the redo). KEYS: run, metrics,
- * params(θ_{t+1}), holders(θ_{t+1}), pending, shard results…. ARGV: t, version, metrics line, loss, now, snapshot bytes, holder count, holders…, pending…
+ * Steps t … t+k−1 of a run (k ≥ 1: a train-step commits one, a train-drive a few at a time),
+ * committed as one unit: θ_{t+k}'s snapshot with its holders, the evaluations it owes, the step and
+ * the k metrics lines. One script is one entry of the append-only file, so a Redis that comes back
+ * without its last second of writes has all of it or none, never a step whose snapshot is missing.
+ * The shard results the step was assembled from go with it (in the same entry: a Redis that lost
+ * the step still has them for the redo). KEYS: run, metrics, params(θ_{t+k}), holders(θ_{t+k}),
+ * pending, shard results…. ARGV: t, version, loss (of step t+k−1), now, snapshot bytes, holder
+ * count, pending count, holders…, pending…, metrics lines….
  */
 const COMMIT_STEP = `
 local step = tonumber(redis.call('HGET', KEYS[1], 'step'))
 if step == nil then return -1 end
 if step ~= tonumber(ARGV[1]) then return 0 end
 for i = 6, #KEYS do redis.call('DEL', KEYS[i]) end
-redis.call('SET', KEYS[3], ARGV[6], 'NX')
-local n = tonumber(ARGV[7])
+redis.call('SET', KEYS[3], ARGV[5], 'NX')
+local n = tonumber(ARGV[6])
+local m = tonumber(ARGV[7])
 for i = 8, 7 + n do redis.call('SADD', KEYS[4], ARGV[i]) end
-for i = 8 + n, #ARGV do redis.call('SADD', KEYS[5], ARGV[i]) end
-redis.call('HSET', KEYS[1], 'step', step + 1, 'params', ARGV[2], 'loss', ARGV[4], 'updatedAt', ARGV[5])
-redis.call('RPUSH', KEYS[2], ARGV[3])
+for i = 8 + n, 7 + n + m do redis.call('SADD', KEYS[5], ARGV[i]) end
+local lines = #ARGV - (7 + n + m)
+for i = 8 + n + m, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+redis.call('HSET', KEYS[1], 'step', step + lines, 'params', ARGV[2], 'loss', ARGV[3], 'updatedAt', ARGV[4])
 return 1`;
 
 /** Ends a run when every step is done and no evaluation is pending. */
@@ -193,12 +197,13 @@ export class Store {
   }
 
   /**
-   * Moves a run from step t to t+1 once (COMMIT_STEP): θ_{t+1} stored as `version` and held by
-   * `holders`, the evaluation tokens `pending` added, the metrics line appended.
+   * Moves a run from step t to t+k once (COMMIT_STEP), k = the number of metrics lines: θ_{t+k}
+   * stored as `version` and held by `holders`, the evaluation tokens `pending` added, the lines appended.
    */
-  async commitStep(id: string, t: number, step: { params: Float64Array; version: string; holders: readonly string[]; pending: readonly string[]; metricsLine: string; loss: number; shardResults: readonly string[] }): Promise<Advance> {
+  async commitStep(id: string, t: number, step: { params: Float64Array; version: string; holders: readonly string[]; pending: readonly string[]; metricsLines: readonly string[]; loss: number; shardResults: readonly string[] }): Promise<Advance> {
+    if (step.metricsLines.length === 0) throw new Error('commitStep: at least one step (metrics line) to commit');
     const keys = [this.keys.run(id), this.keys.runMetrics(id), this.keys.params(step.version), this.keys.holders(step.version), this.keys.runPending(id), ...step.shardResults];
-    const args = [t, step.version, step.metricsLine, step.loss, Date.now(), f64Bytes(step.params), step.holders.length, ...step.holders, ...step.pending];
+    const args = [t, step.version, step.loss, Date.now(), f64Bytes(step.params), step.holders.length, step.pending.length, ...step.holders, ...step.pending, ...step.metricsLines];
     const r = (await this.redis.eval(COMMIT_STEP, keys.length, ...keys, ...args)) as number;
     return r === 1 ? 'advanced' : r === 0 ? 'elsewhere' : 'no-run';
   }

@@ -1,38 +1,48 @@
 import type { Job } from 'bullmq';
 import { TRAIN_SIZE, type TrainDriveData } from '../core/contract.js';
 import { ValidationError } from '../core/errors.js';
-import { sgdStep } from '../core/training.js';
+import { isEvalStep, sgdStep } from '../core/training.js';
 import { batchIndices } from '../queue/codec.js';
 import { seededBatch, trainStepFlow } from '../queue/flows.js';
 import type { RunSummary } from '../queue/store.js';
 import type { PoolGradient } from './threads/pool.js';
-import { type TrainStepDeps, afterCommit, checkedSnapshot, commitStep } from './train-step.js';
+import { type TrainStepDeps, afterCommit, checkedSnapshot, commitSteps } from './train-step.js';
 
 export interface TrainDriveDeps extends TrainStepDeps {
   /** The gradient on this process's threads (LocalPool.gradient): the same bits as any sharding of it. */
   readonly gradient: (params: Float64Array, indices: Int32Array, h: number) => Promise<PoolGradient>;
   /** True once this worker is shutting down: the run goes back to train-step flows. */
   readonly stopping: () => boolean;
+  /** How long steps are computed before they are committed together (ms); default DRIVE_COMMIT_MS. */
+  readonly commitMs?: number;
 }
 
 /** Why a drive ended: the run ended or stopped, another worker appeared or this one is closing, or another job advanced the run. */
 export type DriveEnd = 'done' | 'stopped' | 'handed-back' | 'elsewhere';
 
 /**
+ * How long a drive computes steps before it commits them (ms): steps are committed a few at a time,
+ * and an epoch step, the last step, or a hand-back always ends a commit.
+ */
+export const DRIVE_COMMIT_MS = 100;
+
+/**
  * A run's steps, one after another, on this process's threads: what a train-step flow per step does
- * when there is only one worker to run its shards, without the flow. Each step is committed as a
- * train-step commits it (commitStep, afterCommit: the same script, metrics line, holders and epoch
- * evaluations), and its commit overlaps the next step's gradient, which starts from θ_{t+1} as this
- * process computed it: the bits a flow would have written, since every gradient is bitwise the same
- * however it is sharded. A progress event per step (`{ step }`) times the steps on Redis's clock.
+ * when there is only one worker to run its shards, without the flow. The steps computed in each
+ * DRIVE_COMMIT_MS are committed together, as one train-step commit would commit them (commitSteps,
+ * afterCommit: the same script, metrics lines, holders and epoch evaluations). Each commit overlaps
+ * the next step's gradient, which starts from θ as this process computed it: the bits a flow would
+ * have written, since every gradient is bitwise the same however it is sharded. A progress event per
+ * commit (`{ step, steps }`: the last step committed and how many) times the steps on Redis's clock.
  *
- * It ends, leaving the run as a train-step flow would leave it, when:
+ * At a commit it ends, leaving the run as a train-step flow would leave it, when:
  *  - another worker process listens on the shard queue, or this one shuts down: the step it is at is
  *    enqueued as a train-step flow (θ_t is held for it already) and the workers share it;
- *  - the run stops or is cancelled (θ_{t+1} stays held for `numgrad resume`), or ends;
+ *  - the run stops or is cancelled (θ stays held for `numgrad resume`), or ends;
  *  - a commit finds the run advanced by another job (a duplicate after a stall): that one goes on.
- * A drive that dies is a stalled job: redone, it goes on from the step Redis holds. A commit that
- * Redis lost (StepLost) fails the attempt the same way.
+ * A drive that dies is a stalled job: redone, it goes on from the step Redis holds (the steps it had
+ * not committed are computed again, to the same bits). A commit that Redis lost (StepLost) fails the
+ * attempt the same way.
  */
 export async function trainDrive(deps: TrainDriveDeps, job: Job, d: TrainDriveData): Promise<{ from: number; to: number; end: DriveEnd }> {
   const { store } = deps;
@@ -43,9 +53,13 @@ export async function trainDrive(deps: TrainDriveDeps, job: Job, d: TrainDriveDa
   const from = t;
   if (run.state !== 'running') return { from, to: t, end: 'stopped' };
   if (t >= cfg.iters) return { from, to: t, end: 'done' };
-  let version = run.params;
-  let theta = checkedSnapshot('train-drive', version, await store.getParams(version));
-  /** Step t − 1's commit and what follows it, running while step t's gradient is computed; θ_t's version. */
+  /** The last commit's θ (θ_first) by version; the steps computed since, not yet committed, from `first`. */
+  let base = run.params;
+  let theta = checkedSnapshot('train-drive', base, await store.getParams(base));
+  let first = t;
+  let losses: number[] = [];
+  let since = performance.now();
+  /** The last commit and what follows it, running while the next step's gradient is computed; the version it committed. */
   let prev: Promise<{ end: DriveEnd | 'go'; version: string }> | undefined;
   for (;;) {
     const g = t < cfg.iters ? deps.gradient(theta, batchIndices(seededBatch(cfg.seed, t, cfg.batch), TRAIN_SIZE), cfg.h) : undefined;
@@ -57,34 +71,41 @@ export async function trainDrive(deps: TrainDriveDeps, job: Job, d: TrainDriveDa
         throw err;
       });
       prev = undefined;
-      version = f.version;
+      base = f.version;
       if (f.end !== 'go') {
         await settle();
-        return { from, to: t, end: f.end };
+        return { from, to: first, end: f.end };
       }
     }
+    // Every step up to t is committed here (the last step ends a commit).
     if (g === undefined) return { from, to: t, end: 'done' };
-    if (deps.stopping() || !(await deps.solo())) {
+    if (losses.length === 0 && (deps.stopping() || !(await deps.solo()))) {
       await settle();
-      await deps.flows.add(trainStepFlow(d.run, t, version, cfg.hidden, cfg.seed, cfg.batch, cfg.h, cfg.shards));
+      await deps.flows.add(trainStepFlow(d.run, t, base, cfg.hidden, cfg.seed, cfg.batch, cfg.h, cfg.shards));
       return { from, to: t, end: 'handed-back' };
     }
     const { gradient, loss } = await g;
-    const next = sgdStep(theta, gradient, cfg.lr);
-    prev = commitOverlapped(deps, job, d.run, cfg, t, version, next, loss);
-    prev.catch(() => undefined);
-    theta = next;
+    theta = sgdStep(theta, gradient, cfg.lr);
+    losses.push(loss);
     t++;
+    if (isEvalStep(cfg, t - 1) || t >= cfg.iters || performance.now() - since >= (deps.commitMs ?? DRIVE_COMMIT_MS) || deps.stopping()) {
+      prev = commitOverlapped(deps, job, d.run, cfg, first, base, theta, losses);
+      prev.catch(() => undefined);
+      first = t;
+      losses = [];
+      since = performance.now();
+    }
   }
 }
 
-/** Step t's commit and what follows it, begun once the caller has started step t + 1's gradient (the hash of θ_{t+1} included). */
-async function commitOverlapped(deps: TrainDriveDeps, job: Job, runId: string, cfg: RunSummary['config'], t: number, from: string, next: Float64Array, loss: number): Promise<{ end: DriveEnd | 'go'; version: string }> {
+/** Steps first … first+k−1 committed, begun once the caller has started the next step's gradient (the hash of θ included). */
+async function commitOverlapped(deps: TrainDriveDeps, job: Job, runId: string, cfg: RunSummary['config'], first: number, from: string, next: Float64Array, losses: number[]): Promise<{ end: DriveEnd | 'go'; version: string }> {
   await null;
-  const c = await commitStep(deps, runId, cfg, t, next, loss, []);
-  const now = await afterCommit(deps, runId, cfg, t, from, c.version, c.advanced, false);
+  const last = first + losses.length - 1;
+  const c = await commitSteps(deps, runId, cfg, first, next, losses, []);
+  const now = await afterCommit(deps, runId, cfg, first, last, from, c.version, c.advanced, false);
   if (!c.advanced) return { end: 'elsewhere', version: c.version };
-  await job.updateProgress({ step: t });
-  if (now === null || now.state !== 'running') return { end: t + 1 >= cfg.iters ? 'done' : 'stopped', version: c.version };
-  return { end: now.step === t + 1 ? 'go' : 'elsewhere', version: c.version };
+  await job.updateProgress({ step: last, steps: losses.length });
+  if (now === null || now.state !== 'running') return { end: last + 1 >= cfg.iters ? 'done' : 'stopped', version: c.version };
+  return { end: now.step === last + 1 ? 'go' : 'elsewhere', version: c.version };
 }

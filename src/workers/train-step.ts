@@ -58,14 +58,14 @@ export async function trainStep(deps: TrainStepDeps, job: Job, d: TrainStepData)
   if (run.step === t) {
     const { out: g, loss, stored } = await assembleChildren(job, JOBS.trainStep, paramCount(cfg.hidden), fdOrigin(d.params, cfg.hidden, seededBatch(cfg.seed, t, cfg.batch), cfg.h), deps.results);
     const theta = checkedSnapshot('train-step', d.params, (await deps.loaded(d.params)) ?? (await store.getParams(d.params)));
-    const c = await commitStep(deps, d.run, cfg, t, sgdStep(theta, g, cfg.lr), loss, stored);
+    const c = await commitSteps(deps, d.run, cfg, t, sgdStep(theta, g, cfg.lr), [loss], stored);
     next = c.version;
     advanced = c.advanced;
     deps.logger.debug({ queue: QUEUES.reduce, jobId: job.id, run: d.run, step: t, loss }, 'step');
   } else {
     next = run.params;
   }
-  await afterCommit(deps, d.run, cfg, t, d.params, next, advanced, true);
+  await afterCommit(deps, d.run, cfg, t, t, d.params, next, advanced, true);
   return { step: t, advanced };
 }
 
@@ -79,25 +79,31 @@ export function checkedSnapshot(op: string, version: string, theta: Float64Array
 }
 
 /**
- * Step t's commit: θ_{t+1} with its holders (step t + 1, and the epoch evaluations it owes), the
- * metrics line and the loss, in one script (store.commitStep); `stored` shard results go with it.
+ * Steps t … t+k−1 committed as one (k = losses.length; a train-step commits one): θ_{t+k} with its
+ * holders (step t + k, and the epoch evaluations of step t+k−1, the only one of them that may be an
+ * epoch step), the k metrics lines and the last loss, in one script (store.commitStep); `stored`
+ * shard results go with it.
  */
-export async function commitStep(deps: Pick<TrainStepDeps, 'store'>, runId: string, cfg: RunConfig, t: number, nextParams: Float64Array, loss: number, stored: readonly string[]): Promise<{ version: string; advanced: boolean }> {
+export async function commitSteps(deps: Pick<TrainStepDeps, 'store'>, runId: string, cfg: RunConfig, t: number, nextParams: Float64Array, losses: readonly number[], stored: readonly string[]): Promise<{ version: string; advanced: boolean }> {
+  const last = t + losses.length - 1;
+  for (let u = t; u < last; u++) if (isEvalStep(cfg, u)) throw new Error(`commitSteps: epoch step ${u} must end the steps committed together (${t}–${last})`);
   const version = paramsVersion(nextParams);
-  const evals = isEvalStep(cfg, t);
-  const holders = [jobId('run', runId, 'step', t + 1), ...(evals ? [jobId('run', runId, 'eval', t, 'train'), jobId('run', runId, 'eval', t, 'test')] : [])];
-  const pending = evals ? [`eval:${t}:train`, `eval:${t}:test`] : [];
-  const r = await deps.store.commitStep(runId, t, { params: nextParams, version, holders, pending, metricsLine: JSON.stringify({ iter: t, loss }), loss, shardResults: stored });
+  const evals = isEvalStep(cfg, last);
+  const holders = [jobId('run', runId, 'step', last + 1), ...(evals ? [jobId('run', runId, 'eval', last, 'train'), jobId('run', runId, 'eval', last, 'test')] : [])];
+  const pending = evals ? [`eval:${last}:train`, `eval:${last}:test`] : [];
+  const metricsLines = losses.map((loss, i) => JSON.stringify({ iter: t + i, loss }));
+  const r = await deps.store.commitStep(runId, t, { params: nextParams, version, holders, pending, metricsLines, loss: losses[losses.length - 1], shardResults: stored });
   return { version, advanced: r === 'advanced' };
 }
 
 /**
- * What follows step t's commit (`advanced`: this call made it; else it was found made): the epoch
- * evaluations, step t + 1 (a train-step flow, or a train-drive job when this is the only worker)
- * when `enqueueNext`, or at the end the final params; then θ_t released. Returns the run as Redis
- * holds it after the commit. Throws StepLost when Redis no longer holds the step.
+ * What follows the commit of steps first … t (`advanced`: this call made it; else it was found
+ * made): the epoch evaluations of step t, step t + 1 (a train-step flow, or a train-drive job when
+ * this is the only worker) when `enqueueNext`, or at the end the final params; then θ_first (`from`)
+ * released. Returns the run as Redis holds it after the commit. Throws StepLost when Redis no longer
+ * holds the steps.
  */
-export async function afterCommit(deps: TrainStepDeps, runId: string, cfg: RunConfig, t: number, from: string, next: string, advanced: boolean, enqueueNext: boolean): Promise<RunSummary | null> {
+export async function afterCommit(deps: TrainStepDeps, runId: string, cfg: RunConfig, first: number, t: number, from: string, next: string, advanced: boolean, enqueueNext: boolean): Promise<RunSummary | null> {
   const { store, flows } = deps;
   // What comes next names θ_{t+1}: only once Redis holds the step (a Redis that came back without
   // its last writes may have lost it, snapshot and all). Then this job is retried and redoes it.
@@ -126,7 +132,7 @@ export async function afterCommit(deps: TrainStepDeps, runId: string, cfg: RunCo
   }
   // Refused while Redis holds the run at step t or before: it lost the step after the check above
   // (a command in flight when it went down is resent when it is back), and the redo needs θ_t.
-  if ((await store.releaseAfterStep(runId, t, from, jobId('run', runId, 'step', t))) === 'behind') throw new StepLost(runId, t, t);
+  if ((await store.releaseAfterStep(runId, t, from, jobId('run', runId, 'step', first))) === 'behind') throw new StepLost(runId, t, t);
   if (t + 1 >= cfg.iters) await deps.tryFinish(runId);
   return now;
 }

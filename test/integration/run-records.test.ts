@@ -209,13 +209,13 @@ describe('a step commits and releases against what Redis holds', () => {
       const next = new Float64Array(theta.length).fill(0.25);
       const shardKeys = [await store.putShardResult('run-r-step-0-s-0', next.subarray(0, 5)), await store.putShardResult('run-r-step-0-s-1', next.subarray(5, 9))];
       expect(await conn.ttl(shardKeys[0])).toBeGreaterThan(0);
-      expect(await store.commitStep('r', 0, { params: next, version: 'd'.repeat(64), holders: ['run-r-step-1'], pending: [], metricsLine: '{"iter":0}', loss: 1, shardResults: shardKeys })).toBe('advanced');
+      expect(await store.commitStep('r', 0, { params: next, version: 'd'.repeat(64), holders: ['run-r-step-1'], pending: [], metricsLines: ['{"iter":0}'], loss: 1, shardResults: shardKeys })).toBe('advanced');
       expect(await conn.exists(...shardKeys)).toBe(0);
       expect(await store.releaseAfterStep('r', 0, v, 'run-r-step-0')).toBe('released');
       expect(await store.getParams(v)).toBeNull();
       // A duplicate of the commit is refused and deletes nothing it names.
       const again = await store.putShardResult('run-r-step-0-s-0', next.subarray(0, 5));
-      expect(await store.commitStep('r', 0, { params: next, version: 'd'.repeat(64), holders: [], pending: [], metricsLine: '{"iter":0}', loss: 1, shardResults: [again] })).toBe('elsewhere');
+      expect(await store.commitStep('r', 0, { params: next, version: 'd'.repeat(64), holders: [], pending: [], metricsLines: ['{"iter":0}'], loss: 1, shardResults: [again] })).toBe('elsewhere');
       expect(await conn.exists(again)).toBe(1);
     } finally {
       conn.disconnect();

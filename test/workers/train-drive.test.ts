@@ -28,13 +28,14 @@ async function gradient(params: Float64Array, indices: Int32Array): Promise<{ gr
 interface World {
   deps: TrainDriveDeps;
   job: Job;
-  commits: { t: number; version: string; params: Float64Array; line: string }[];
+  /** Each commit: its first step, how many steps, θ after them, its metrics lines. */
+  commits: { t: number; k: number; version: string; params: Float64Array; lines: readonly string[] }[];
   progress: unknown[];
   added: { name: string; data: Record<string, unknown> }[];
   run: { step: number; state: RunSummary['state']; params: string };
 }
 
-function world(opts: { solo?: (n: number) => boolean; stopping?: () => boolean; theta?: Float64Array; afterCommit?: (w: World, t: number) => void } = {}): World {
+function world(opts: { solo?: (n: number) => boolean; stopping?: () => boolean; theta?: Float64Array; afterCommit?: (w: World, t: number) => void; commitMs?: number } = {}): World {
   const t0 = opts.theta ?? theta0();
   const snapshots = new Map<string, Float64Array>([[paramsVersion(t0), t0]]);
   const w = { commits: [], progress: [], added: [], run: { step: 0, state: 'running', params: paramsVersion(t0) } } as unknown as World;
@@ -42,13 +43,14 @@ function world(opts: { solo?: (n: number) => boolean; stopping?: () => boolean; 
   const store = {
     getRun: async () => summary(),
     getParams: async (v: string) => snapshots.get(v) ?? null,
-    commitStep: async (_id: string, t: number, s: { params: Float64Array; version: string; metricsLine: string }) => {
+    commitStep: async (_id: string, t: number, s: { params: Float64Array; version: string; metricsLines: readonly string[] }) => {
       if (t !== w.run.step) return 'elsewhere';
-      w.commits.push({ t, version: s.version, params: s.params, line: s.metricsLine });
+      const k = s.metricsLines.length;
+      w.commits.push({ t, k, version: s.version, params: s.params, lines: s.metricsLines });
       snapshots.set(s.version, s.params);
-      w.run.step = t + 1;
+      w.run.step = t + k;
       w.run.params = s.version;
-      opts.afterCommit?.(w, t);
+      opts.afterCommit?.(w, t + k - 1);
       return 'advanced';
     },
     isPending: async () => true,
@@ -70,6 +72,8 @@ function world(opts: { solo?: (n: number) => boolean; stopping?: () => boolean; 
     solo: async () => opts.solo?.(checks++) ?? true,
     stopping: opts.stopping ?? (() => false),
     gradient,
+    // One step per commit unless a test says otherwise (the default groups by time).
+    commitMs: opts.commitMs ?? 0,
   };
   w.job = { id: 'run-r-drive-0', updateProgress: async (p: unknown) => void w.progress.push(p) } as unknown as Job;
   return w;
@@ -87,6 +91,16 @@ async function expected(n: number): Promise<Float64Array[]> {
   return out;
 }
 
+/** The loss of each step as the gradient stand-in reports it, along the flow-per-step θ. */
+async function lossesOf(n: number): Promise<{ losses: number[] }> {
+  const { batchIndices } = await import('../../src/queue/codec.js');
+  const { seededBatch } = await import('../../src/queue/flows.js');
+  const thetas = await expected(n);
+  const losses: number[] = [];
+  for (let t = 0; t < n; t++) losses.push((await gradient(thetas[t], batchIndices(seededBatch(cfg.seed, t, cfg.batch), 60_000))).loss);
+  return { losses };
+}
+
 const bytes = (a: Float64Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
 describe('train-drive: a run\'s steps on one worker, committed as flows would commit them', () => {
@@ -95,14 +109,27 @@ describe('train-drive: a run\'s steps on one worker, committed as flows would co
     const r = await trainDrive(w.deps, w.job, { v: 1, run: 'r', step: 0 });
     expect(r).toEqual({ from: 0, to: 6, end: 'done' });
     const want = await expected(6);
-    expect(w.commits.map((c) => c.t)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(w.commits.map((c) => [c.t, c.k])).toEqual([0, 1, 2, 3, 4, 5].map((t) => [t, 1]));
     for (const c of w.commits) {
       expect(bytes(c.params).equals(bytes(want[c.t + 1])), `θ_${c.t + 1} bitwise`).toBe(true);
       expect(c.version).toBe(paramsVersion(want[c.t + 1]));
     }
-    expect(w.progress).toEqual([0, 1, 2, 3, 4, 5].map((step) => ({ step })));
+    expect(w.progress).toEqual([0, 1, 2, 3, 4, 5].map((step) => ({ step, steps: 1 })));
     // Epoch evaluations of steps 0 and 5 (train and test); no train-step flow: the drive ran them all.
     expect(w.added.map((f) => f.name)).toEqual(['evaluation', 'evaluation', 'evaluation', 'evaluation']);
+  });
+
+  it('commits the steps of each interval together, an epoch step and the last step ending a commit; the same bits and lines', async () => {
+    const w = world({ commitMs: 60_000 });
+    const r = await trainDrive(w.deps, w.job, { v: 1, run: 'r', step: 0 });
+    expect(r).toEqual({ from: 0, to: 6, end: 'done' });
+    const want = await expected(6);
+    // Step 0 is an epoch step (it ends a commit); steps 1–5 go together (5 is the last).
+    expect(w.commits.map((c) => [c.t, c.k])).toEqual([[0, 1], [1, 5]]);
+    expect(bytes(w.commits[1].params).equals(bytes(want[6]))).toBe(true);
+    const { losses } = await lossesOf(6);
+    expect(w.commits.flatMap((c) => c.lines)).toEqual(losses.map((loss, iter) => JSON.stringify({ iter, loss })));
+    expect(w.progress).toEqual([{ step: 0, steps: 1 }, { step: 5, steps: 5 }]);
   });
 
   it('hands step t back as a train-step flow on θ_t when another worker appears', async () => {
