@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fdGradient } from '../src/core/fd-engine.js';
 import { readNpyFile } from '../src/io/npy-file.js';
+import { NODE_FLAGS } from '../src/producer/node-flags.js';
 import { REPO } from './contenders.js';
 import type { Contender, Row } from './run.js';
 
@@ -24,7 +25,8 @@ export function coldGradientContender(threads: number): Contender {
     warmup: 0,
     run(ctx) {
       const out = join(ctx.tmpDir, `cold-${threads}.npy`);
-      const args = [CLI, 'gradient', '--backend', 'local', '--threads', String(threads), '--params', ctx.paramsPath, '--indices', ctx.indicesPath, '--out', out, '--json'];
+      // With the flags of the `numgrad` bin (its shebang): the process a user starts.
+      const args = [...NODE_FLAGS, CLI, 'gradient', '--backend', 'local', '--threads', String(threads), '--params', ctx.paramsPath, '--indices', ctx.indicesPath, '--out', out, '--json'];
       const t0 = performance.now();
       const r = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, LOG_LEVEL: 'warn' } });
       const seconds = (performance.now() - t0) / 1000;
@@ -43,6 +45,26 @@ export function coldGradientContender(threads: number): Contender {
   };
 }
 
+export const NODE_FLOOR = 'node process start and exit, nothing loaded';
+
+/**
+ * `node -e ''` with the bin's flags, spawn to exit: what any one-off command pays before numgrad's
+ * first module (this machine's Node, and its environment: NODE_EXTRA_CA_CERTS, when set, is read at
+ * every start). The cold rows' start-up is this plus numgrad's own.
+ */
+export function nodeFloorContender(): Contender {
+  return {
+    name: `${NODE_FLOOR} (\`node ${NODE_FLAGS.join(' ')} -e ''\`: spawn to exit)`,
+    warmup: 0,
+    run() {
+      const t0 = performance.now();
+      const r = spawnSync(process.execPath, [...NODE_FLAGS, '-e', ''], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`node -e '' exited with ${r.status}: ${r.stderr}`);
+      return { seconds: (performance.now() - t0) / 1000 };
+    },
+  };
+}
+
 /** Lines for the summary: each cold row against 2.5 × the warm row of the same thread count + 0.3 s. */
 export function coldLines(rows: readonly Row[]): string[] {
   const L: string[] = [];
@@ -54,7 +76,9 @@ export function coldLines(rows: readonly Row[]): string[] {
     const verdict = cold.medianSeconds <= bound ? 'ok' : '**not met**';
     L.push(`- cold one-off \`numgrad gradient\`, ${threads} thread${threads > 1 ? 's' : ''}: ${fmt(cold.medianSeconds)} from spawn to exit (median; compute ${fmt(cold.parts?.compute ?? NaN)}), warm per-gradient ${fmt(warm.medianSeconds)}: goal ≤ ${SLOPE} × warm + ${OFFSET} s = ${fmt(bound)}: ${verdict}.`);
   }
-  if (L.length > 0) L.unshift('## A cold one-off gradient', '', 'A fresh process per run, against the warm local pool row of the same thread count in the same run:', '');
+  const floor = rows.find((r) => r.name.startsWith(NODE_FLOOR));
+  if (floor !== undefined && L.length > 0) L.push(`- of which Node itself, starting and exiting with nothing loaded: ${fmt(floor.medianSeconds)} (median${process.env.NODE_EXTRA_CA_CERTS ? '; NODE_EXTRA_CA_CERTS is set here, and Node reads it at every start' : ''}).`);
+  if (L.length > 0) L.unshift('## A cold one-off gradient', '', 'A fresh process per run (with the `numgrad` bin\'s Node flags), against the warm local pool row of the same thread count in the same run:', '');
   if (L.length > 0) L.push('');
   return L;
 }

@@ -10,7 +10,8 @@
  *
  * and, beside them, the parallelism the machine delivered (N one-thread gradients at once against
  * one alone). A queue step is read from Redis's own clock: the entry ids of the train-step jobs'
- * `completed` events in the reduce queue's events stream, completed(t) − completed(t − 1), for
+ * `completed` events and the train-drive jobs' `progress` events in the reduce queue's events
+ * stream (bench/step-events.ts), completed(t) − completed(t − 1), for
  * steps past a warm-up (the epoch evaluation of step 0 and the JIT). Every figure is the median of
  * the window's steps; the ratios are taken window by window and their median reported.
  *
@@ -207,7 +208,7 @@ export function stepLines(r: StepReport): string[] {
   const L = [
     `## A training step: through the queue vs local`,
     '',
-    `The chapter-4 training (seed 0, batch 100, H 50) in ${r.windows.length} windows; in each, ${r.steps} steps after ${STEP_WARMUP} of warm-up three ways, one after the other (the order rotates): the local step (a ${r.threads}-thread pool in the bench's process: gradient + SGD), \`numgrad start\` (all-in-one: in-process worker with ${r.threads} threads and the dashboard) and \`numgrad worker --threads ${r.threads}\` + \`numgrad train --backend queue\` (two processes), each started fresh on a redis-server of the bench's own. A queue step is completed(t) − completed(t − 1) of the train-step jobs by Redis's clock (the reduce events stream); each figure is the median of the window's steps. "Machine" is the parallelism the machine delivered in the window (${r.threads} independent one-thread gradients at once against one alone).`,
+    `The chapter-4 training (seed 0, batch 100, H 50) in ${r.windows.length} windows; in each, ${r.steps} steps after ${STEP_WARMUP} of warm-up three ways, one after the other (the order rotates): the local step (a ${r.threads}-thread pool in the bench's process: gradient + SGD), \`numgrad start\` (all-in-one: in-process worker with ${r.threads} threads and the dashboard) and \`numgrad worker --threads ${r.threads}\` + \`numgrad train --backend queue\` (two processes), each started fresh on a redis-server of the bench's own. A queue step is completed(t) − completed(t − 1) by Redis's clock, from the reduce events stream: step 0 is a train-step flow (its job's \`completed\` event); with one worker process the later steps are a train-drive job, which commits the steps of each 100 ms together and writes a \`progress\` event per commit (its k steps share the time since the previous commit equally). Each figure is the median of the window's steps. "Machine" is the parallelism the machine delivered in the window (${r.threads} independent one-thread gradients at once against one alone).`,
     '',
     `| window | local step | all-in-one | ratio | two processes | ratio | machine | load |`,
     '|---|---:|---:|---:|---:|---:|---:|---:|',

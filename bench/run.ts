@@ -30,7 +30,7 @@ import { type EvalReport, benchEvaluation } from './evaluation.js';
 import { StepBench, stepContenders, stepLines } from './queue-step.js';
 import { type FunctionsReport, benchFunctions, functionLines } from './functions.js';
 import { type ScalingReport, benchPoolScaling, scalingLines } from './pool-scaling.js';
-import { coldGradientContender, coldLines } from './cold-gradient.js';
+import { coldGradientContender, coldLines, nodeFloorContender } from './cold-gradient.js';
 import { parseFlags, runIfEntry } from './entry.js';
 import { median } from './stats.js';
 
@@ -531,6 +531,7 @@ export async function main(argv: string[]): Promise<number> {
   addContender(backToBackContender(threads));
   addContender(coldGradientContender(1));
   if (threads > 1) addContender(coldGradientContender(threads));
+  addContender(nodeFloorContender());
   if (redisUrl !== undefined) {
     addContender(queueContender(() => redisUrl, 1, threads, 4));
     if (threads > 1) addContender(queueContender(() => redisUrl, 2, 1, 4));
