@@ -55,22 +55,28 @@ export type Advance = 'advanced' | 'elsewhere' | 'no-run';
  * the k metrics lines. One script is one entry of the append-only file, so a Redis that comes back
  * without its last second of writes has all of it or none, never a step whose snapshot is missing.
  * The shard results the step was assembled from go with it (in the same entry: a Redis that lost
- * the step still has them for the redo). KEYS: run, metrics, params(θ_{t+k}), holders(θ_{t+k}),
- * pending, shard results…. ARGV: t, version, loss (of step t+k−1), now, snapshot bytes, holder
- * count, pending count, holders…, pending…, metrics lines….
+ * the step still has them for the redo), and so may θ_t's hold (a drive's: no one else releases
+ * it if the drive dies right after). KEYS: run, metrics, params(θ_{t+k}), holders(θ_{t+k}),
+ * pending, params(θ_t), holders(θ_t), shard results…. ARGV: t, version, loss (of step t+k−1), now,
+ * snapshot bytes, θ_t's holder to drop ('' for none), holder count, pending count, holders…,
+ * pending…, metrics lines….
  */
 const COMMIT_STEP = `
 local step = tonumber(redis.call('HGET', KEYS[1], 'step'))
 if step == nil then return -1 end
 if step ~= tonumber(ARGV[1]) then return 0 end
-for i = 6, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = 8, #KEYS do redis.call('DEL', KEYS[i]) end
 redis.call('SET', KEYS[3], ARGV[5], 'NX')
-local n = tonumber(ARGV[6])
-local m = tonumber(ARGV[7])
-for i = 8, 7 + n do redis.call('SADD', KEYS[4], ARGV[i]) end
-for i = 8 + n, 7 + n + m do redis.call('SADD', KEYS[5], ARGV[i]) end
-local lines = #ARGV - (7 + n + m)
-for i = 8 + n + m, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+local n = tonumber(ARGV[7])
+local m = tonumber(ARGV[8])
+for i = 9, 8 + n do redis.call('SADD', KEYS[4], ARGV[i]) end
+for i = 9 + n, 8 + n + m do redis.call('SADD', KEYS[5], ARGV[i]) end
+local lines = #ARGV - (8 + n + m)
+for i = 9 + n + m, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+if ARGV[6] ~= '' then
+  redis.call('SREM', KEYS[7], ARGV[6])
+  if redis.call('SCARD', KEYS[7]) == 0 then redis.call('DEL', KEYS[6], KEYS[7]) end
+end
 redis.call('HSET', KEYS[1], 'step', step + lines, 'params', ARGV[2], 'loss', ARGV[3], 'updatedAt', ARGV[4])
 return 1`;
 
@@ -198,12 +204,14 @@ export class Store {
 
   /**
    * Moves a run from step t to t+k once (COMMIT_STEP), k = the number of metrics lines: θ_{t+k}
-   * stored as `version` and held by `holders`, the evaluation tokens `pending` added, the lines appended.
+   * stored as `version` and held by `holders`, the evaluation tokens `pending` added, the lines
+   * appended, and `release`'s hold on θ_t dropped.
    */
-  async commitStep(id: string, t: number, step: { params: Float64Array; version: string; holders: readonly string[]; pending: readonly string[]; metricsLines: readonly string[]; loss: number; shardResults: readonly string[] }): Promise<Advance> {
+  async commitStep(id: string, t: number, step: { params: Float64Array; version: string; holders: readonly string[]; pending: readonly string[]; metricsLines: readonly string[]; loss: number; shardResults: readonly string[]; release?: { version: string; holder: string } }): Promise<Advance> {
     if (step.metricsLines.length === 0) throw new Error('commitStep: at least one step (metrics line) to commit');
-    const keys = [this.keys.run(id), this.keys.runMetrics(id), this.keys.params(step.version), this.keys.holders(step.version), this.keys.runPending(id), ...step.shardResults];
-    const args = [t, step.version, step.loss, Date.now(), f64Bytes(step.params), step.holders.length, step.pending.length, ...step.holders, ...step.pending, ...step.metricsLines];
+    const rel = step.release?.version ?? step.version;
+    const keys = [this.keys.run(id), this.keys.runMetrics(id), this.keys.params(step.version), this.keys.holders(step.version), this.keys.runPending(id), this.keys.params(rel), this.keys.holders(rel), ...step.shardResults];
+    const args = [t, step.version, step.loss, Date.now(), f64Bytes(step.params), step.release?.holder ?? '', step.holders.length, step.pending.length, ...step.holders, ...step.pending, ...step.metricsLines];
     const r = (await this.redis.eval(COMMIT_STEP, keys.length, ...keys, ...args)) as number;
     return r === 1 ? 'advanced' : r === 0 ? 'elsewhere' : 'no-run';
   }

@@ -3,7 +3,7 @@ import { TRAIN_SIZE, type TrainDriveData } from '../core/contract.js';
 import { ValidationError } from '../core/errors.js';
 import { isEvalStep, sgdStep } from '../core/training.js';
 import { batchIndices } from '../queue/codec.js';
-import { seededBatch, trainStepFlow } from '../queue/flows.js';
+import { seededBatch, trainDriveJob, trainStepFlow } from '../queue/flows.js';
 import type { RunSummary } from '../queue/store.js';
 import type { PoolGradient } from './threads/pool.js';
 import { type TrainStepDeps, afterCommit, checkedSnapshot, commitSteps } from './train-step.js';
@@ -17,8 +17,11 @@ export interface TrainDriveDeps extends TrainStepDeps {
   readonly commitMs?: number;
 }
 
-/** Why a drive ended: the run ended or stopped, another worker appeared or this one is closing, or another job advanced the run. */
-export type DriveEnd = 'done' | 'stopped' | 'handed-back' | 'elsewhere';
+/**
+ * Why a drive ended: the run ended or stopped; another worker appeared or this one is closing; another
+ * job advanced the run; or it was started again after the run had moved on (a new drive goes on).
+ */
+export type DriveEnd = 'done' | 'stopped' | 'handed-back' | 'elsewhere' | 'renewed';
 
 /**
  * How long a drive computes steps before it commits them (ms): steps are committed a few at a time,
@@ -40,9 +43,9 @@ export const DRIVE_COMMIT_MS = 100;
  *    enqueued as a train-step flow (θ_t is held for it already) and the workers share it;
  *  - the run stops or is cancelled (θ stays held for `numgrad resume`), or ends;
  *  - a commit finds the run advanced by another job (a duplicate after a stall): that one goes on.
- * A drive that dies is a stalled job: redone, it goes on from the step Redis holds (the steps it had
- * not committed are computed again, to the same bits). A commit that Redis lost (StepLost) fails the
- * attempt the same way.
+ * A drive that dies is a stalled job: redone, it enqueues a new drive from the step Redis holds (the
+ * steps it had not committed are computed again, to the same bits). A commit that Redis lost
+ * (StepLost) fails the attempt, and its retry does the same.
  */
 export async function trainDrive(deps: TrainDriveDeps, job: Job, d: TrainDriveData): Promise<{ from: number; to: number; end: DriveEnd }> {
   const { store } = deps;
@@ -52,7 +55,19 @@ export async function trainDrive(deps: TrainDriveDeps, job: Job, d: TrainDriveDa
   let t = run.step;
   const from = t;
   if (run.state !== 'running') return { from, to: t, end: 'stopped' };
+  const again = job.attemptsStarted > 1 && t > d.step;
+  // Started again after it moved the run on: its last commit's evaluations, or the run's end, may
+  // not have followed it (its process died in between). Done now, as a redone train-step does.
+  if (again) await afterCommit(deps, d.run, cfg, t - 1, t - 1, undefined, run.params, false, false);
   if (t >= cfg.iters) return { from, to: t, end: 'done' };
+  // Started again (its worker died, or an attempt failed) after it had moved the run on: a new drive
+  // goes on from here. A job's stalls and attempts add up over its life, and a drive can live for a
+  // whole run: each of its worker's deaths must not count against the next. (Started again at the
+  // step it was enqueued for, it goes on itself: a drive that keeps dying there fails as a step would.)
+  if (again) {
+    await deps.flows.add(trainDriveJob(d.run, t));
+    return { from, to: t, end: 'renewed' };
+  }
   /** The last commit's θ (θ_first) by version; the steps computed since, not yet committed, from `first`. */
   let base = run.params;
   let theta = checkedSnapshot('train-drive', base, await store.getParams(base));
@@ -102,8 +117,9 @@ export async function trainDrive(deps: TrainDriveDeps, job: Job, d: TrainDriveDa
 async function commitOverlapped(deps: TrainDriveDeps, job: Job, runId: string, cfg: RunSummary['config'], first: number, from: string, next: Float64Array, losses: number[]): Promise<{ end: DriveEnd | 'go'; version: string }> {
   await null;
   const last = first + losses.length - 1;
-  const c = await commitSteps(deps, runId, cfg, first, next, losses, []);
-  const now = await afterCommit(deps, runId, cfg, first, last, from, c.version, c.advanced, false);
+  // θ_first's hold goes with the commit: a drive that dies right after it leaves nothing held.
+  const c = await commitSteps(deps, runId, cfg, first, next, losses, [], from);
+  const now = await afterCommit(deps, runId, cfg, first, last, undefined, c.version, c.advanced, false);
   if (!c.advanced) return { end: 'elsewhere', version: c.version };
   await job.updateProgress({ step: last, steps: losses.length });
   if (now === null || now.state !== 'running') return { end: last + 1 >= cfg.iters ? 'done' : 'stopped', version: c.version };

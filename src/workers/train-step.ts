@@ -82,9 +82,9 @@ export function checkedSnapshot(op: string, version: string, theta: Float64Array
  * Steps t … t+k−1 committed as one (k = losses.length; a train-step commits one): θ_{t+k} with its
  * holders (step t + k, and the epoch evaluations of step t+k−1, the only one of them that may be an
  * epoch step), the k metrics lines and the last loss, in one script (store.commitStep); `stored`
- * shard results go with it.
+ * shard results go with it, and so does the release of θ_t (`releaseFrom`, its version) when given.
  */
-export async function commitSteps(deps: Pick<TrainStepDeps, 'store'>, runId: string, cfg: RunConfig, t: number, nextParams: Float64Array, losses: readonly number[], stored: readonly string[]): Promise<{ version: string; advanced: boolean }> {
+export async function commitSteps(deps: Pick<TrainStepDeps, 'store'>, runId: string, cfg: RunConfig, t: number, nextParams: Float64Array, losses: readonly number[], stored: readonly string[], releaseFrom?: string): Promise<{ version: string; advanced: boolean }> {
   const last = t + losses.length - 1;
   for (let u = t; u < last; u++) if (isEvalStep(cfg, u)) throw new Error(`commitSteps: epoch step ${u} must end the steps committed together (${t}–${last})`);
   const version = paramsVersion(nextParams);
@@ -92,7 +92,8 @@ export async function commitSteps(deps: Pick<TrainStepDeps, 'store'>, runId: str
   const holders = [jobId('run', runId, 'step', last + 1), ...(evals ? [jobId('run', runId, 'eval', last, 'train'), jobId('run', runId, 'eval', last, 'test')] : [])];
   const pending = evals ? [`eval:${last}:train`, `eval:${last}:test`] : [];
   const metricsLines = losses.map((loss, i) => JSON.stringify({ iter: t + i, loss }));
-  const r = await deps.store.commitStep(runId, t, { params: nextParams, version, holders, pending, metricsLines, loss: losses[losses.length - 1], shardResults: stored });
+  const release = releaseFrom === undefined ? undefined : { version: releaseFrom, holder: jobId('run', runId, 'step', t) };
+  const r = await deps.store.commitStep(runId, t, { params: nextParams, version, holders, pending, metricsLines, loss: losses[losses.length - 1], shardResults: stored, release });
   return { version, advanced: r === 'advanced' };
 }
 
@@ -100,10 +101,10 @@ export async function commitSteps(deps: Pick<TrainStepDeps, 'store'>, runId: str
  * What follows the commit of steps first … t (`advanced`: this call made it; else it was found
  * made): the epoch evaluations of step t, step t + 1 (a train-step flow, or a train-drive job when
  * this is the only worker) when `enqueueNext`, or at the end the final params; then θ_first (`from`)
- * released. Returns the run as Redis holds it after the commit. Throws StepLost when Redis no longer
+ * released (undefined: the commit released it). Returns the run as Redis holds it after the commit. Throws StepLost when Redis no longer
  * holds the steps.
  */
-export async function afterCommit(deps: TrainStepDeps, runId: string, cfg: RunConfig, first: number, t: number, from: string, next: string, advanced: boolean, enqueueNext: boolean): Promise<RunSummary | null> {
+export async function afterCommit(deps: TrainStepDeps, runId: string, cfg: RunConfig, first: number, t: number, from: string | undefined, next: string, advanced: boolean, enqueueNext: boolean): Promise<RunSummary | null> {
   const { store, flows } = deps;
   // What comes next names θ_{t+1}: only once Redis holds the step (a Redis that came back without
   // its last writes may have lost it, snapshot and all). Then this job is retried and redoes it.
@@ -132,7 +133,7 @@ export async function afterCommit(deps: TrainStepDeps, runId: string, cfg: RunCo
   }
   // Refused while Redis holds the run at step t or before: it lost the step after the check above
   // (a command in flight when it went down is resent when it is back), and the redo needs θ_t.
-  if ((await store.releaseAfterStep(runId, t, from, jobId('run', runId, 'step', first))) === 'behind') throw new StepLost(runId, t, t);
+  if (from !== undefined && (await store.releaseAfterStep(runId, t, from, jobId('run', runId, 'step', first))) === 'behind') throw new StepLost(runId, t, t);
   if (t + 1 >= cfg.iters) await deps.tryFinish(runId);
   return now;
 }

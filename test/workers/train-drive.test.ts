@@ -29,7 +29,7 @@ interface World {
   deps: TrainDriveDeps;
   job: Job;
   /** Each commit: its first step, how many steps, θ after them, its metrics lines. */
-  commits: { t: number; k: number; version: string; params: Float64Array; lines: readonly string[] }[];
+  commits: { t: number; k: number; version: string; params: Float64Array; lines: readonly string[]; release?: { version: string; holder: string } }[];
   progress: unknown[];
   added: { name: string; data: Record<string, unknown> }[];
   run: { step: number; state: RunSummary['state']; params: string };
@@ -43,10 +43,10 @@ function world(opts: { solo?: (n: number) => boolean; stopping?: () => boolean; 
   const store = {
     getRun: async () => summary(),
     getParams: async (v: string) => snapshots.get(v) ?? null,
-    commitStep: async (_id: string, t: number, s: { params: Float64Array; version: string; metricsLines: readonly string[] }) => {
+    commitStep: async (_id: string, t: number, s: { params: Float64Array; version: string; metricsLines: readonly string[]; release?: { version: string; holder: string } }) => {
       if (t !== w.run.step) return 'elsewhere';
       const k = s.metricsLines.length;
-      w.commits.push({ t, k, version: s.version, params: s.params, lines: s.metricsLines });
+      w.commits.push({ t, k, version: s.version, params: s.params, lines: s.metricsLines, release: s.release });
       snapshots.set(s.version, s.params);
       w.run.step = t + k;
       w.run.params = s.version;
@@ -75,7 +75,7 @@ function world(opts: { solo?: (n: number) => boolean; stopping?: () => boolean; 
     // One step per commit unless a test says otherwise (the default groups by time).
     commitMs: opts.commitMs ?? 0,
   };
-  w.job = { id: 'run-r-drive-0', updateProgress: async (p: unknown) => void w.progress.push(p) } as unknown as Job;
+  w.job = { id: 'run-r-drive-0', attemptsStarted: 1, updateProgress: async (p: unknown) => void w.progress.push(p) } as unknown as Job;
   return w;
 }
 
@@ -115,6 +115,8 @@ describe('train-drive: a run\'s steps on one worker, committed as flows would co
       expect(c.version).toBe(paramsVersion(want[c.t + 1]));
     }
     expect(w.progress).toEqual([0, 1, 2, 3, 4, 5].map((step) => ({ step, steps: 1 })));
+    // Each commit drops the hold on the θ it started from, in the same script.
+    expect(w.commits.map((c) => c.release)).toEqual([0, 1, 2, 3, 4, 5].map((t) => ({ version: paramsVersion(want[t]), holder: `run-r-step-${t}` })));
     // Epoch evaluations of steps 0 and 5 (train and test); no train-step flow: the drive ran them all.
     expect(w.added.map((f) => f.name)).toEqual(['evaluation', 'evaluation', 'evaluation', 'evaluation']);
   });
@@ -169,6 +171,20 @@ describe('train-drive: a run\'s steps on one worker, committed as flows would co
     expect(r).toEqual({ from: 3, to: 6, end: 'done' });
     expect(w.commits.map((c) => c.t)).toEqual([3, 4, 5]);
     expect(bytes(w.commits[2].params).equals(bytes(want[6]))).toBe(true);
+  });
+
+  it('started again (a stall, a retry) after it moved the run on, it enqueues a new drive from the step Redis holds and ends', async () => {
+    const want = await expected(6);
+    const w = world({ theta: want[3] });
+    w.run.step = 3;
+    const again = { ...w.job, attemptsStarted: 2 } as unknown as Job;
+    expect(await trainDrive(w.deps, again, { v: 1, run: 'r', step: 1 })).toEqual({ from: 3, to: 3, end: 'renewed' });
+    expect(w.commits).toEqual([]);
+    expect(w.added).toEqual([expect.objectContaining({ name: 'train-drive', data: { v: 1, run: 'r', step: 3 }, opts: expect.objectContaining({ jobId: 'run-r-drive-3' }) })]);
+    // Started again at the step it was enqueued for: it goes on itself.
+    const same = world({ theta: want[3] });
+    same.run.step = 3;
+    expect(await trainDrive(same.deps, { ...same.job, attemptsStarted: 2 } as unknown as Job, { v: 1, run: 'r', step: 3 })).toEqual({ from: 3, to: 6, end: 'done' });
   });
 
   it('a snapshot with NaN fails the drive, naming the value', async () => {
