@@ -8,12 +8,10 @@
  * Redis holds each iteration once, in order; nothing is left but the run's summary and BullMQ's
  * bookkeeping.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type WorkerProcess, keysUnder, runCli, spawnWorker, uniquePrefix } from '../helpers/redis.js';
-import { FAST_LOCKS, ITERS, TRAIN_FLAGS, activeJobs, eventsOf, faultFixture, metricsOf, probe, stepOf, stopOrKill, until } from './faults.js';
+import { type WorkerProcess, runCli, spawnWorker, uniquePrefix } from '../helpers/redis.js';
+import { FAST_LOCKS, ITERS, TRAIN_FLAGS, activeJobs, eventsOf, expectFollowedBitwise, faultFixture, probe, stepOf, stopOrKill, until } from './faults.js';
 
 /** Steps after which the driving worker is killed. */
 const KILL_AFTER = [20, 60];
@@ -52,22 +50,12 @@ describe('the worker driving a run is SIGKILLed mid-run, twice', () => {
       workers.push(worker);
     }
 
-    const out = join(fx.dir, 'followed');
-    const f = await runCli(['follow', run, '--out', out, '--json'], { prefix, url }, 180_000);
-    expect(f.code, f.stderr).toBe(0);
-    expect(JSON.parse(f.stdout.trimEnd().split('\n').pop() ?? '')).toMatchObject({ run, state: 'done', steps: ITERS });
-    expect(readFileSync(join(out, 'params.npy')).equals(fx.reference.params), 'params.npy byte-identical to the local run').toBe(true);
-    expect(metricsOf(join(out, 'metrics.jsonl'))).toEqual(fx.reference.metrics);
-    const iters = (await c.lrange(`${prefix}:ng:run:${run}:metrics`, 0, -1)).map((l) => (JSON.parse(l) as { iter: number }).iter);
-    expect(iters).toEqual(Array.from({ length: ITERS }, (_, i) => i));
+    await expectFollowedBitwise(c, fx, prefix, run);
 
     // Each killed drive went back through the stalled check and was taken over.
     const stalled = new Set(await eventsOf(c, prefix, 'reduce', 'stalled'));
     for (const k of kills) for (const id of k.drives) expect(stalled.has(id), `${id} recorded as stalled`).toBe(true);
 
-    const allowed = new RegExp(`^${prefix}:(ng:run:${run}(:evals|:metrics|:params)?|ng:runs|(reduce|shards):(events|id|meta|stalled-check))$`);
-    await until('only the summary left', async () => (await keysUnder(url, prefix)).every((k) => allowed.test(k)), 10_000, 100).catch(() => undefined);
-    expect((await keysUnder(url, prefix)).filter((k) => !allowed.test(k))).toEqual([]);
     console.log(`[fault] driving worker SIGKILL mid-run: ${JSON.stringify(kills)}; stalled reduce jobs ${stalled.size}`);
   }, 240_000);
 });

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { type RedisServer, type WorkerProcess, runCli, startRedisServer, uniquePrefix } from '../helpers/redis.js';
+import { type RedisServer, type WorkerProcess, keysUnder, runCli, startRedisServer, uniquePrefix } from '../helpers/redis.js';
 import { metricsOf } from '../helpers/data.js';
 
 /**
@@ -113,4 +113,25 @@ export async function stopOrKill(w: WorkerProcess, ms = 10_000): Promise<void> {
   } finally {
     clearTimeout(t);
   }
+}
+
+/**
+ * `numgrad follow RUN --out` to the end, then what every fault must leave: the run `done`, params.npy
+ * byte-identical to the local run, the same metrics, iterations 0…ITERS−1 once each in Redis, and
+ * nothing under the prefix but the run's summary and BullMQ's bookkeeping (the last reducer job is
+ * removed just after the run is marked done, so that is polled briefly).
+ */
+export async function expectFollowedBitwise(c: Redis, fx: { readonly dir: string; readonly server: RedisServer; readonly reference: Reference }, prefix: string, run: string): Promise<void> {
+  const url = fx.server.url;
+  const out = join(fx.dir, 'followed');
+  const f = await runCli(['follow', run, '--out', out, '--json'], { prefix, url }, 180_000);
+  expect(f.code, f.stderr).toBe(0);
+  expect(JSON.parse(f.stdout.trimEnd().split('\n').pop() ?? '')).toMatchObject({ run, state: 'done', steps: ITERS });
+  expect(readFileSync(join(out, 'params.npy')).equals(fx.reference.params), 'params.npy byte-identical to the local run').toBe(true);
+  expect(metricsOf(join(out, 'metrics.jsonl'))).toEqual(fx.reference.metrics);
+  const iters = (await c.lrange(`${prefix}:ng:run:${run}:metrics`, 0, -1)).map((l) => (JSON.parse(l) as { iter: number }).iter);
+  expect(iters).toEqual(Array.from({ length: ITERS }, (_, i) => i));
+  const allowed = new RegExp(`^${prefix}:(ng:run:${run}(:evals|:metrics|:params)?|ng:runs|(reduce|shards):(events|id|meta|stalled-check))$`);
+  await until('only the summary left', async () => (await keysUnder(url, prefix)).every((k) => allowed.test(k)), 10_000, 100).catch(() => undefined);
+  expect((await keysUnder(url, prefix)).filter((k) => !allowed.test(k))).toEqual([]);
 }

@@ -10,12 +10,10 @@
  *
  * (SIGKILL of the process that *submitted* a run is covered by test/integration/queue-training.test.ts.)
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type WorkerProcess, keysUnder, runCli, sleep, spawnWorker, uniquePrefix } from '../helpers/redis.js';
-import { FAST_LOCKS, ITERS, TRAIN_FLAGS, activeJobs, eventsOf, faultFixture, metricsOf, probe, stepOf, stopOrKill, until } from './faults.js';
+import { type WorkerProcess, runCli, sleep, spawnWorker, uniquePrefix } from '../helpers/redis.js';
+import { FAST_LOCKS, TRAIN_FLAGS, activeJobs, eventsOf, expectFollowedBitwise, faultFixture, probe, stepOf, stopOrKill, until } from './faults.js';
 
 /** Steps after which a reducer process is killed (at its next active reduce job). */
 const KILL_AFTER = [20, 50];
@@ -62,23 +60,12 @@ describe('the reducer process is SIGKILLed mid-run, twice', () => {
       workers.push(reducer);
     }
 
-    const out = join(fx.dir, 'followed');
-    const f = await runCli(['follow', run, '--out', out, '--json'], { prefix, url }, 180_000);
-    expect(f.code, f.stderr).toBe(0);
-    expect(JSON.parse(f.stdout.trimEnd().split('\n').pop() ?? '')).toMatchObject({ run, state: 'done', steps: ITERS });
-    expect(readFileSync(join(out, 'params.npy')).equals(fx.reference.params), 'params.npy byte-identical to the local run').toBe(true);
-    expect(metricsOf(join(out, 'metrics.jsonl'))).toEqual(fx.reference.metrics);
-    const iters = (await c.lrange(`${prefix}:ng:run:${run}:metrics`, 0, -1)).map((l) => (JSON.parse(l) as { iter: number }).iter);
-    expect(iters).toEqual(Array.from({ length: ITERS }, (_, i) => i));
+    await expectFollowedBitwise(c, fx, prefix, run);
 
     // A reduce job interrupted by the kill went back through the stalled check and was redone.
     const stalled = new Set(await eventsOf(c, prefix, 'reduce', 'stalled'));
     for (const k of kills) for (const id of k.interrupted) expect(stalled.has(id), `${id} recorded as stalled`).toBe(true);
 
-    // Only the run's summary and BullMQ's bookkeeping remain (the last reducer job is removed just after the run is marked done).
-    const allowed = new RegExp(`^${prefix}:(ng:run:${run}(:evals|:metrics|:params)?|ng:runs|(reduce|shards):(events|id|meta|stalled-check))$`);
-    await until('only the summary left', async () => (await keysUnder(url, prefix)).every((k) => allowed.test(k)), 10_000, 100).catch(() => undefined);
-    expect((await keysUnder(url, prefix)).filter((k) => !allowed.test(k))).toEqual([]);
     console.log(`[fault] reducer SIGKILL mid-run: ${JSON.stringify(kills)}; stalled reduce jobs ${stalled.size}`);
   }, 240_000);
 });
