@@ -80,6 +80,8 @@ describe('numgrad gradient (compiled CLI)', () => {
       expect(r.status).toBe(0);
       const line = r.stdout.split('\n').find((l) => l.startsWith('gradient:')) ?? '';
       expect(line).toMatch(/: (\d+\.\d{3}) s compute, (\d+\.\d{3}) s wall \(process start to the written \.npy\), loss /);
+      // Who ran the units, as it happened: all by the main thread (the worker thread still starting), or shared.
+      if (threads === '2') expect(line).toMatch(/local, 2 threads (asked \(this process's main thread ran all (\d+) units: the gradient was done before the worker thread had started\)|\(this process's main thread and 1 worker thread; the main thread ran \d+ of \d+ units\)):/);
       const j = JSON.parse(lastLine(r.stdout)) as { seconds: number; wallSeconds: number; timing: Record<string, string> };
       expect(j.wallSeconds).toBeGreaterThan(j.seconds);
       expect(Object.keys(j.timing).sort()).toEqual(['seconds', 'wallSeconds']);

@@ -20,9 +20,9 @@ function theta0(): Float64Array {
 }
 
 /** A gradient that depends on θ and on the batch, so a wrong θ or step shows in the committed bits. */
-async function gradient(params: Float64Array, indices: Int32Array): Promise<{ gradient: Float64Array; loss: number; seconds: number; shards: number; units: number }> {
+async function gradient(params: Float64Array, indices: Int32Array): Promise<{ gradient: Float64Array; loss: number; seconds: number; shards: number; units: number; callerUnits: number }> {
   const g = params.map((x, i) => Math.cos(x * 3 + indices[i % indices.length]));
-  return { gradient: g, loss: indices[0] + params[0], seconds: 0, shards: 1, units: 1 };
+  return { gradient: g, loss: indices[0] + params[0], seconds: 0, shards: 1, units: 1, callerUnits: 0 };
 }
 
 interface World {

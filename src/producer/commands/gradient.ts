@@ -137,8 +137,13 @@ async function gradientCommand(flags: GradientFlags, early: LocalPool | undefine
     const pool = early ?? await startPool(threads, config().mnistDir);
     try {
       // The loss comes from the plan's forward pass: bitwise loss(params, batch) (planLoss).
-      ({ gradient: g, seconds, loss: L } = await pool.gradientOfBatch(params, batch(), h));
-      where = `local, ${pool.threads + 1} threads (this process's main thread and ${pool.threads} worker thread${pool.threads > 1 ? 's' : ''})`;
+      const r = await pool.gradientOfBatch(params, batch(), h);
+      ({ gradient: g, seconds, loss: L } = r);
+      const workers = `${pool.threads} worker thread${pool.threads > 1 ? 's' : ''}`;
+      // Said as it happened: a small gradient can be done before a worker thread has finished starting.
+      where = r.callerUnits < r.units
+        ? `local, ${pool.threads + 1} threads (this process's main thread and ${workers}; the main thread ran ${r.callerUnits} of ${r.units} units)`
+        : `local, ${pool.threads + 1} threads asked (this process's main thread ran all ${r.units} units: the gradient was done before the worker thread${pool.threads > 1 ? 's' : ''} had started)`;
     } finally {
       if (pool !== early) await pool.close();
     }

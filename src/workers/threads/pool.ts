@@ -41,6 +41,8 @@ export interface PoolGradient {
   /** Coordinate shards, and all units of work (shards plus blocks of memo rows; fd-schedule.ts). */
   readonly shards: number;
   readonly units: number;
+  /** Of the units, those the calling thread ran (a pool with `callerJoins`; else 0). */
+  readonly callerUnits: number;
   readonly seconds: number;
 }
 
@@ -171,7 +173,7 @@ export class LocalPool {
    * memory and writing into one shared output. The shard size (`gradientShardSize`, or adapted to
    * the thread count) sets the coordinate units; the values never depend on it.
    */
-  async gradientRange(g: PreparedGradient, start: number, end: number): Promise<{ values: Float64Array; shards: number; units: number }> {
+  async gradientRange(g: PreparedGradient, start: number, end: number): Promise<{ values: Float64Array; shards: number; units: number; callerUnits: number }> {
     const joins = this.opts.callerJoins === true;
     const schedule = scheduleGradient(g.hidden, g.rows, start, end, this.threads + (joins ? 1 : 0), this.opts.gradientShardSize);
     const units = scheduleLength(schedule);
@@ -204,7 +206,7 @@ export class LocalPool {
     }
     const values = task.out.slice();
     if (threadsHadWork) this.buffers.giveBack(buffer);
-    return { values, shards: countUnits(schedule, UNIT_COORDS), units };
+    return { values, shards: countUnits(schedule, UNIT_COORDS), units, callerUnits: mine };
   }
 
   /** The gradient at `params` on the training samples `indices`, by central differences. */
@@ -220,9 +222,9 @@ export class LocalPool {
   }
 
   private async gradientOf(prepared: PreparedGradient, params: Float64Array, t0: number): Promise<PoolGradient> {
-    const { values, shards, units } = await this.gradientRange(prepared, 0, params.length);
+    const { values, shards, units, callerUnits } = await this.gradientRange(prepared, 0, params.length);
     this.releaseGradient(prepared);
-    return { gradient: values, loss: prepared.loss, shards, units, seconds: (performance.now() - t0) / 1000 };
+    return { gradient: values, loss: prepared.loss, shards, units, callerUnits, seconds: (performance.now() - t0) / 1000 };
   }
 
   /** Per-sample losses and the number correct for samples [start, end) of a split or of `indices`. */
