@@ -6,6 +6,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import type { Redis } from 'ioredis';
+import { driveProgressOf } from '../src/queue/flows.js';
 
 /**
  * The steps an event says are committed (fields as XRANGE gives them): a train-step job's
@@ -18,9 +19,9 @@ export function committedSteps(fields: string[]): { last: number; steps: number 
   const id = f.get('jobId') ?? '';
   const m = /^run-.+-step-(\d+)$/.exec(id);
   if (f.get('event') === 'completed' && m !== null) return { last: Number(m[1]), steps: 1 };
-  if (f.get('event') !== 'progress' || !/^run-.+-drive-\d+$/.test(id)) return undefined;
-  const d = JSON.parse(f.get('data') ?? 'null') as { step?: unknown; steps?: unknown } | null;
-  return typeof d?.step === 'number' ? { last: d.step, steps: typeof d.steps === 'number' ? d.steps : 1 } : undefined;
+  if (f.get('event') !== 'progress') return undefined;
+  const d = driveProgressOf(id, f.get('data'));
+  return d === undefined ? undefined : { last: d.step, steps: d.steps };
 }
 
 /** The last step an event says is committed (committedSteps), else undefined. */

@@ -1,4 +1,5 @@
 import { JOBS, QUEUES } from '../core/contract.js';
+import { driveProgressOf } from '../queue/flows.js';
 import type { Logger } from '../io/logger.js';
 import { type Connection, connect } from '../io/redis.js';
 
@@ -187,22 +188,15 @@ export class QueueObserver {
    * of it. Reported as k train-step flows would be.
    */
   private progress(queue: string, jobId: string, data: string | undefined, at: number): void {
-    const run = /^run-(.+)-drive-\d+$/.exec(jobId);
-    if (run === null) return;
-    let d: { step?: unknown; steps?: unknown } | null;
-    try {
-      d = JSON.parse(data ?? 'null') as { step?: unknown; steps?: unknown } | null;
-    } catch {
-      return;
-    }
+    const d = driveProgressOf(jobId, data);
+    if (d === undefined) return;
     const p = this.entry(queue, jobId);
     const since = p.progress ?? p.active;
     p.progress = at;
-    const steps = typeof d?.steps === 'number' && d.steps >= 1 ? Math.floor(d.steps) : 1;
-    if (since === undefined || typeof d?.step !== 'number') return;
-    const seconds = (at - since) / 1000 / steps;
-    for (let k = 0; k < steps; k++) this.sinks.flow(seconds, JOBS.trainStep);
-    this.stepDone(run[1], d.step, seconds);
+    if (since === undefined) return;
+    const seconds = (at - since) / 1000 / d.steps;
+    for (let k = 0; k < d.steps; k++) this.sinks.flow(seconds, JOBS.trainStep);
+    this.stepDone(d.run, d.step, seconds);
   }
 
   private stepDone(run: string, step: number, seconds: number): void {

@@ -88,3 +88,26 @@ export function trainDriveJob(run: string, step: number): FlowJob {
   const data: TrainDriveData = { v: CONTRACT_VERSION, run, step };
   return { name: JOBS.trainDrive, queueName: QUEUES.reduce, data, opts: { ...PARENT_OPTS, jobId: jobId('run', run, 'drive', step) } };
 }
+
+/** A train-drive job's progress event after each commit: the last step it committed, and how many steps that commit held. */
+export interface DriveProgress {
+  readonly step: number;
+  readonly steps: number;
+}
+
+/**
+ * The run and the steps of a train-drive job's progress event (its job id and data, as the events
+ * stream has them); undefined for any other job or a data field that is not a DriveProgress.
+ */
+export function driveProgressOf(jobId: string, data: string | undefined): (DriveProgress & { run: string }) | undefined {
+  const run = /^run-(.+)-drive-\d+$/.exec(jobId);
+  if (run === null) return undefined;
+  let d: { step?: unknown; steps?: unknown } | null;
+  try {
+    d = JSON.parse(data ?? 'null') as { step?: unknown; steps?: unknown } | null;
+  } catch {
+    return undefined;
+  }
+  if (typeof d?.step !== 'number') return undefined;
+  return { run: run[1], step: d.step, steps: typeof d.steps === 'number' && d.steps >= 1 ? Math.floor(d.steps) : 1 };
+}

@@ -22,13 +22,13 @@ export interface RunSummary {
   readonly error?: string;
 }
 
-/** Drops a holder (ARGV[1]) of a snapshot (KEYS[1], holders KEYS[2]); the snapshot goes with its last holder. */
-const RELEASE = `
-redis.call('SREM', KEYS[2], ARGV[1])
-if redis.call('SCARD', KEYS[2]) == 0 then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  return 1
-end
+/** Lua: drops holder `holder` of the snapshot `params` (its holders set `holders`); the snapshot goes with its last holder. */
+const dropHolder = (params: string, holders: string, holder: string): string => `
+redis.call('SREM', ${holders}, ${holder})
+if redis.call('SCARD', ${holders}) == 0 then redis.call('DEL', ${params}, ${holders}) end`;
+
+/** Drops a holder (ARGV[1]) of a snapshot (KEYS[1], holders KEYS[2]). */
+const RELEASE = `${dropHolder('KEYS[1]', 'KEYS[2]', 'ARGV[1]')}
 return 0`;
 
 /**
@@ -73,9 +73,7 @@ for i = 9, 8 + n do redis.call('SADD', KEYS[4], ARGV[i]) end
 for i = 9 + n, 8 + n + m do redis.call('SADD', KEYS[5], ARGV[i]) end
 local lines = #ARGV - (8 + n + m)
 for i = 9 + n + m, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
-if ARGV[6] ~= '' then
-  redis.call('SREM', KEYS[7], ARGV[6])
-  if redis.call('SCARD', KEYS[7]) == 0 then redis.call('DEL', KEYS[6], KEYS[7]) end
+if ARGV[6] ~= '' then ${dropHolder('KEYS[6]', 'KEYS[7]', 'ARGV[6]')}
 end
 redis.call('HSET', KEYS[1], 'step', step + lines, 'params', ARGV[2], 'loss', ARGV[3], 'updatedAt', ARGV[4])
 return 1`;

@@ -3,7 +3,7 @@ import { TRAIN_SIZE, type TrainDriveData } from '../core/contract.js';
 import { ValidationError } from '../core/errors.js';
 import { isEvalStep, sgdStep } from '../core/training.js';
 import { batchIndices } from '../queue/codec.js';
-import { seededBatch, trainDriveJob, trainStepFlow } from '../queue/flows.js';
+import { type DriveProgress, seededBatch, trainDriveJob, trainStepFlow } from '../queue/flows.js';
 import type { RunSummary } from '../queue/store.js';
 import type { PoolGradient } from './threads/pool.js';
 import { type TrainStepDeps, afterCommit, checkedSnapshot, commitSteps } from './train-step.js';
@@ -55,19 +55,19 @@ export async function trainDrive(deps: TrainDriveDeps, job: Job, d: TrainDriveDa
   let t = run.step;
   const from = t;
   if (run.state !== 'running') return { from, to: t, end: 'stopped' };
-  const again = job.attemptsStarted > 1 && t > d.step;
-  // Started again after it moved the run on: its last commit's evaluations, or the run's end, may
-  // not have followed it (its process died in between). Done now, as a redone train-step does.
-  if (again) await afterCommit(deps, d.run, cfg, t - 1, t - 1, undefined, run.params, false, false);
-  if (t >= cfg.iters) return { from, to: t, end: 'done' };
-  // Started again (its worker died, or an attempt failed) after it had moved the run on: a new drive
-  // goes on from here. A job's stalls and attempts add up over its life, and a drive can live for a
-  // whole run: each of its worker's deaths must not count against the next. (Started again at the
-  // step it was enqueued for, it goes on itself: a drive that keeps dying there fails as a step would.)
-  if (again) {
+  // Started again (its worker died, or an attempt failed) after it had moved the run on: its last
+  // commit's evaluations, or the run's end, may not have followed it (its process died in between),
+  // so that is done now, as a redone train-step does; then a new drive goes on from here. A job's
+  // stalls and attempts add up over its life, and a drive can live for a whole run: each death of
+  // its worker must not count against the next. (Started again at the step it was enqueued for, it
+  // goes on itself: a drive that keeps dying there fails as a step would.)
+  if (job.attemptsStarted > 1 && t > d.step) {
+    await afterCommit(deps, d.run, cfg, t - 1, undefined, run.params, false, false);
+    if (t >= cfg.iters) return { from, to: t, end: 'done' };
     await deps.flows.add(trainDriveJob(d.run, t));
     return { from, to: t, end: 'renewed' };
   }
+  if (t >= cfg.iters) return { from, to: t, end: 'done' };
   /** The last commit's θ (θ_first) by version; the steps computed since, not yet committed, from `first`. */
   let base = run.params;
   let theta = checkedSnapshot('train-drive', base, await store.getParams(base));
@@ -119,9 +119,10 @@ async function commitOverlapped(deps: TrainDriveDeps, job: Job, runId: string, c
   const last = first + losses.length - 1;
   // θ_first's hold goes with the commit: a drive that dies right after it leaves nothing held.
   const c = await commitSteps(deps, runId, cfg, first, next, losses, [], from);
-  const now = await afterCommit(deps, runId, cfg, first, last, undefined, c.version, c.advanced, false);
+  const now = await afterCommit(deps, runId, cfg, last, undefined, c.version, c.advanced, false);
   if (!c.advanced) return { end: 'elsewhere', version: c.version };
-  await job.updateProgress({ step: last, steps: losses.length });
+  const progress: DriveProgress = { step: last, steps: losses.length };
+  await job.updateProgress(progress);
   if (now === null || now.state !== 'running') return { end: last + 1 >= cfg.iters ? 'done' : 'stopped', version: c.version };
   return { end: now.step === last + 1 ? 'go' : 'elsewhere', version: c.version };
 }

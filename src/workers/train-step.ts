@@ -65,7 +65,7 @@ export async function trainStep(deps: TrainStepDeps, job: Job, d: TrainStepData)
   } else {
     next = run.params;
   }
-  await afterCommit(deps, d.run, cfg, t, t, d.params, next, advanced, true);
+  await afterCommit(deps, d.run, cfg, t, d.params, next, advanced, true);
   return { step: t, advanced };
 }
 
@@ -98,13 +98,13 @@ export async function commitSteps(deps: Pick<TrainStepDeps, 'store'>, runId: str
 }
 
 /**
- * What follows the commit of steps first … t (`advanced`: this call made it; else it was found
+ * What follows a commit that ended with step t (`advanced`: this call made it; else it was found
  * made): the epoch evaluations of step t, step t + 1 (a train-step flow, or a train-drive job when
- * this is the only worker) when `enqueueNext`, or at the end the final params; then θ_first (`from`)
- * released (undefined: the commit released it). Returns the run as Redis holds it after the commit. Throws StepLost when Redis no longer
- * holds the steps.
+ * this is the only worker) when `enqueueNext`, or at the end the final params; then θ_t (`from`, held
+ * by step t) released — undefined when the commit released it itself (a drive's). Returns the run as
+ * Redis holds it after the commit. Throws StepLost when Redis no longer holds the steps.
  */
-export async function afterCommit(deps: TrainStepDeps, runId: string, cfg: RunConfig, first: number, t: number, from: string | undefined, next: string, advanced: boolean, enqueueNext: boolean): Promise<RunSummary | null> {
+export async function afterCommit(deps: TrainStepDeps, runId: string, cfg: RunConfig, t: number, from: string | undefined, next: string, advanced: boolean, enqueueNext: boolean): Promise<RunSummary | null> {
   const { store, flows } = deps;
   // What comes next names θ_{t+1}: only once Redis holds the step (a Redis that came back without
   // its last writes may have lost it, snapshot and all). Then this job is retried and redoes it.
@@ -133,7 +133,7 @@ export async function afterCommit(deps: TrainStepDeps, runId: string, cfg: RunCo
   }
   // Refused while Redis holds the run at step t or before: it lost the step after the check above
   // (a command in flight when it went down is resent when it is back), and the redo needs θ_t.
-  if (from !== undefined && (await store.releaseAfterStep(runId, t, from, jobId('run', runId, 'step', first))) === 'behind') throw new StepLost(runId, t, t);
+  if (from !== undefined && (await store.releaseAfterStep(runId, t, from, jobId('run', runId, 'step', t))) === 'behind') throw new StepLost(runId, t, t);
   if (t + 1 >= cfg.iters) await deps.tryFinish(runId);
   return now;
 }

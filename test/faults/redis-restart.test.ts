@@ -20,6 +20,7 @@ import { readFileSync, readdirSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
+import { driveProgressOf } from '../../src/queue/flows.js';
 import { type CliProcess, type WorkerProcess, sleep, spawnWorker, startCli, uniquePrefix } from '../helpers/redis.js';
 import { FAST_LOCKS, ITERS, TRAIN_FLAGS, alive, faultFixture, metricsOf, probe, stepOf, stopOrKill, until } from './faults.js';
 
@@ -60,10 +61,9 @@ function watchAof(dir: string): { sizeAgo: (ms: number) => { file: string; size:
 async function largestCommit(c: Redis, prefix: string): Promise<number> {
   let most = 1;
   for (const [, f] of await c.xrange(`${prefix}:reduce:events`, '-', '+')) {
-    const i = f.indexOf('data');
-    if (f[f.indexOf('event') + 1] !== 'progress' || i < 0) continue;
-    const steps = (JSON.parse(f[i + 1]) as { steps?: unknown }).steps;
-    if (typeof steps === 'number') most = Math.max(most, steps);
+    const field = (name: string): string | undefined => (f.indexOf(name) >= 0 ? f[f.indexOf(name) + 1] : undefined);
+    if (field('event') !== 'progress') continue;
+    most = Math.max(most, driveProgressOf(field('jobId') ?? '', field('data'))?.steps ?? 1);
   }
   return most;
 }
