@@ -70,12 +70,18 @@ export function countUnits(schedule: Int32Array, kind: number): number {
 /**
  * Claims units of `schedule` from `next[0]` until none is left and runs them on `engine`, writing
  * derivative c to out[c − base]. Returns the number of units this caller ran. Any number of threads
- * may run this at once over the same schedule, counter, output and shared memo.
+ * may run this at once over the same schedule, counter, output and shared memo. With `more`, the
+ * caller stops claiming once it says false (a thread that must yield now and then); it can call again
+ * to go on.
  */
-export function runSchedule(engine: FdEngine, schedule: Int32Array, next: Int32Array, out: Float64Array<ArrayBufferLike>, base: number): number {
+export function runSchedule(engine: FdEngine, schedule: Int32Array, next: Int32Array, out: Float64Array<ArrayBufferLike>, base: number, more?: () => boolean): number {
   const count = schedule.length / FIELDS;
   let ran = 0;
-  for (let u = Atomics.add(next, 0, 1); u < count; u = Atomics.add(next, 0, 1)) {
+  for (;;) {
+    // Asked before each claim: a caller that stops leaves no claimed unit unrun.
+    if (more !== undefined && !more()) break;
+    const u = Atomics.add(next, 0, 1);
+    if (u >= count) break;
     const kind = schedule[u * FIELDS];
     const a = schedule[u * FIELDS + 1];
     const b = schedule[u * FIELDS + 2];

@@ -94,6 +94,12 @@ export async function main(argv: string[], out: Output = stdio): Promise<number>
 // Run when this file is the entry point, also through the node_modules/.bin symlink npx uses.
 const isEntry = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isEntry) {
+  // `numgrad … | head`: once the reader is gone, stop as a Unix tool stops on SIGPIPE (status 141),
+  // without a stack trace for every line still to come.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(128 + 13);
+  });
   main(process.argv.slice(2)).then((code) => {
     // A command may have set its own code (130 after Ctrl-C); an error code wins over it.
     if (code !== 0 || process.exitCode === undefined) process.exitCode = code;

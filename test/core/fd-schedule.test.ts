@@ -79,6 +79,34 @@ describe('gradient schedule (units claimed from shared memory)', () => {
     expect(bytesOf(part).equals(bytesOf(full.subarray(100, 39_300)))).toBe(true);
   });
 
+  it('a caller that stops (`more` says false) claims nothing more and leaves no claimed unit unrun; called again, it goes on', () => {
+    const { params, batch } = seededCase(9, 50);
+    const full = fdGradient(params, batch);
+    const plan = planGradient(params, batch);
+    const schedule = scheduleGradient(50, plan.rowSample.length, 0, params.length, 2);
+    const count = scheduleLength(schedule);
+    const engine = new FdEngine(plan);
+    const out = new Float64Array(params.length);
+    const next = new Int32Array(1);
+    expect(runSchedule(engine, schedule, next, out, 0, () => false)).toBe(0);
+    expect(next[0]).toBe(0);
+    // Three units per call, then stop: as the one-off command's main thread runs slices between yields.
+    let ran = 0;
+    let calls = 0;
+    while (Atomics.load(next, 0) < count) {
+      let budget = 3;
+      const got = runSchedule(engine, schedule, next, out, 0, () => budget-- > 0);
+      expect(got).toBe(Math.min(3, count - ran));
+      ran += got;
+      // Stopped by `more`, the counter is at the units run; stopped by the end, one claim past it.
+      expect(next[0]).toBe(got === 3 ? ran : count + 1);
+      calls++;
+    }
+    expect(ran).toBe(count);
+    expect(calls).toBe(Math.ceil(count / 3));
+    expect(bytesOf(out).equals(bytesOf(full))).toBe(true);
+  });
+
   it('fills memo rows in order, once, whichever engine sharing the memory gets there first', () => {
     const { params, batch } = seededCase(8, 10, 20);
     const plan = planGradient(params, batch);

@@ -6,11 +6,12 @@ import { initParams } from '../../src/core/network.js';
 import { Rng, miniBatchIndices } from '../../src/core/prng.js';
 import { reduceEvaluation } from '../../src/core/reduce.js';
 import { loadMnist } from '../../src/io/mnist.js';
+import { OneOffGradients } from '../../src/workers/threads/one-off-gradient.js';
 import { LocalPool } from '../../src/workers/threads/pool.js';
 import { bytesOf } from '../helpers/data.js';
 
 const pools: LocalPool[] = [];
-const pool = (threads: number, extra: { gradientShardSize?: number; evalShardSize?: number; callerJoins?: boolean } = {}): LocalPool => {
+const pool = (threads: number, extra: { gradientShardSize?: number; evalShardSize?: number } = {}): LocalPool => {
   const p = new LocalPool({ threads, ...extra });
   pools.push(p);
   return p;
@@ -32,13 +33,19 @@ describe('local pool: bitwise determinism', () => {
     }
   });
 
-  it('with the calling thread claiming units beside the pool threads (a one-off command): the inline bytes, for any thread count and shard size, gradient after gradient', async () => {
-    const inline = fdGradient(params, gatherBatch(loadMnist('train'), indices));
-    for (const [threads, size] of [[1, undefined], [2, undefined], [1, 7], [3, 997]] as const) {
-      const p = pool(threads, { gradientShardSize: size, callerJoins: true });
-      for (let k = 0; k < 2; k++) {
-        const g = (await p.gradient(params, indices)).gradient;
-        expect(bytesOf(g).equals(bytesOf(inline)), `threads ${threads} + the caller, shard size ${size}, gradient ${k}`).toBe(true);
+  it('a one-off command\'s threads (the main thread claiming units beside worker threads started at once): the inline bytes, for any thread count and shard size, gradient after gradient', async () => {
+    const batch = gatherBatch(loadMnist('train'), indices);
+    const inline = fdGradient(params, batch);
+    for (const [threads, size] of [[1, undefined], [2, undefined], [2, 7], [4, 997]] as const) {
+      const g = new OneOffGradients({ threads, gradientShardSize: size, startThreadsAfterMs: 0 });
+      try {
+        for (let k = 0; k < 2; k++) {
+          const r = await g.gradient(params, batch);
+          expect(bytesOf(r.gradient).equals(bytesOf(inline)), `threads ${threads}, shard size ${size}, gradient ${k}`).toBe(true);
+          expect(r.threadsStartedAt === null).toBe(threads === 1);
+        }
+      } finally {
+        await g.close();
       }
     }
   });

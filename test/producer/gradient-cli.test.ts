@@ -3,7 +3,7 @@
  * `npm run build`). Its JSON, its --check report, its --out file (read back by numpy, and bitwise
  * our own fdGradient), and a non-zero exit with a message naming the argument for each bad input.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -80,9 +80,13 @@ describe('numgrad gradient (compiled CLI)', () => {
       expect(r.status).toBe(0);
       const line = r.stdout.split('\n').find((l) => l.startsWith('gradient:')) ?? '';
       expect(line).toMatch(/: (\d+\.\d{3}) s compute, (\d+\.\d{3}) s wall \(process start to the written \.npy\), loss /);
-      // Who ran the units, as it happened: all by the main thread (the worker thread still starting), or shared.
-      if (threads === '2') expect(line).toMatch(/local, 2 threads (asked \(this process's main thread ran all (\d+) units: the gradient was done before the worker thread had started\)|\(this process's main thread and 1 worker thread; the main thread ran \d+ of \d+ units\)):/);
-      const j = JSON.parse(lastLine(r.stdout)) as { seconds: number; wallSeconds: number; timing: Record<string, string> };
+      // Who ran the units, as it happened: the main thread alone (a gradient this small is done before
+      // worker threads would start), or shared with a worker thread started once the work proved long.
+      if (threads === '2') expect(line).toMatch(/local, 2 threads (asked \(this process's main thread ran all 160 units in \d+\.\d{3} s; worker threads start only for work left after \d+ ms\)|\(this process's main thread and 1 worker thread, started at \d+\.\d{3} s; the main thread ran \d+ of 160 units\)|asked \(1 worker thread started at \d+\.\d{3} s found no unit left: the main thread ran all 160 units\)):/);
+      const j = JSON.parse(lastLine(r.stdout)) as { seconds: number; wallSeconds: number; timing: Record<string, string>; threads: { units: number; mainThreadUnits: number; threadsStartedAt: number | null } };
+      expect(j.threads.units).toBe(threads === '1' ? 3 : 160);
+      if (threads === '1') expect(j.threads).toEqual({ units: 3, mainThreadUnits: 3, threadsStartedAt: null });
+      else expect(j.threads.mainThreadUnits === 160).toBe(!line.includes('; the main thread ran'));
       expect(j.wallSeconds).toBeGreaterThan(j.seconds);
       expect(Object.keys(j.timing).sort()).toEqual(['seconds', 'wallSeconds']);
       expect(j.timing.seconds).toMatch(/^compute: /);
@@ -91,6 +95,16 @@ describe('numgrad gradient (compiled CLI)', () => {
       const g = fdGradient(params, batch);
       expect(readFileSync(out).subarray(-g.byteLength).equals(Buffer.from(g.buffer))).toBe(true);
     }
+  });
+
+  it('piped into a reader that goes away (`| head -1`): stops quietly, as on SIGPIPE (status 141, no stack trace)', async () => {
+    const child = spawn(process.execPath, [CLI, 'gradient', '--backend', 'local', '--threads', '1', '--batch', '10'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy(); // the reader closes before the first line
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const status = await new Promise<number | null>((done) => child.on('close', (code) => done(code)));
+    expect(stderr).toBe('');
+    expect(status).toBe(141);
   });
 
   it('--check: reports the max relative error against backprop and names the worst coordinate', () => {

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
-import { FdEngine, fdGradient, planGradient, planLoss } from '../../core/fd-engine.js';
+import { fdGradient } from '../../core/fd-engine.js';
 import { coordName } from '../../core/layout.js';
 import { analyticGradient, loss } from '../../core/network.js';
 import { ValidationError } from '../../core/errors.js';
@@ -10,7 +10,7 @@ import { openMnistRows } from '../../io/mnist.js';
 import { writeNpyFile } from '../../io/npy-file.js';
 import { checkMnistDir, indicesOption, netOf } from '../input-files.js';
 import { checkOutput, npyBytes } from '../../io/out-dir.js';
-import type { LocalPool } from '../../workers/threads/pool.js';
+import { type OneOffResult, OneOffGradients, START_THREADS_AFTER_MS } from '../../workers/threads/one-off-gradient.js';
 import { OPTIONS, addNetOptions } from '../cli-options.js';
 import type { Output } from '../output.js';
 import type { Config } from '../../io/config.js';
@@ -74,31 +74,19 @@ export function registerGradient(program: Command, out: Output, config: () => Co
     .addOption(OPTIONS.threads())
     .addOption(OPTIONS.shards('shards per gradient through the queue'))
     .action(async (flags: GradientFlags) => {
-      const { backend: choice, threads } = flags;
-      // An explicit local backend starts its threads first: they boot while this thread reads the
-      // inputs. One thread is this process's main thread: no worker to start at all.
-      const early = choice === 'local' && (threads ?? availableParallelism()) > 1 ? await startPool(threads, mnistDir()) : undefined;
+      // The local backend's threads (this process's main thread first, worker threads if the work is
+      // long enough to pay for them), stopped after the output is written.
+      const local = flags.backend === 'local' ? new OneOffGradients({ threads: flags.threads ?? availableParallelism(), mnistDir: mnistDir() }) : undefined;
       try {
-        await gradientCommand(flags, early, out, config);
+        await gradientCommand(flags, local, out, config);
       } finally {
-        await early?.close();
+        await local?.close();
       }
     });
 }
 
-/**
- * The pool of a one-off gradient on `threads` threads (> 1): this process's main thread and
- * threads − 1 worker threads, all claiming the same units (the values never depend on who runs
- * which). The main thread would otherwise only wait; it starts at once, while the others boot.
- * The pool's module (piscina and the thread runtime) loads here, only when threads are wanted.
- */
-async function startPool(threads: number | undefined, mnistDir: string | undefined): Promise<LocalPool> {
-  const { LocalPool } = await import('../../workers/threads/pool.js');
-  return new LocalPool({ threads: (threads ?? availableParallelism()) - 1, mnistDir, callerJoins: true });
-}
-
-/** `early`: the local pool, started before the inputs were read (closed by the caller). */
-async function gradientCommand(flags: GradientFlags, early: LocalPool | undefined, out: Output, config: () => Config): Promise<void> {
+/** `local`: the threads of --backend local or of auto resolved to it (closed by the caller). */
+async function gradientCommand(flags: GradientFlags, local: OneOffGradients | undefined, out: Output, config: () => Config): Promise<void> {
   const { h, backend: choice, threads, shards } = flags;
   const { params, batch, indices } = resolveInputs(OP, flags, config().mnistDir);
   if (flags.out !== undefined) checkOutput({ op: OP, option: '--out', path: flags.out, kind: 'file', bytes: 2 * npyBytes(params.length) });
@@ -107,6 +95,8 @@ async function gradientCommand(flags: GradientFlags, early: LocalPool | undefine
   let L: number | undefined;
   let where = 'inline, 1 thread';
   let backend: string = choice;
+  /** Who ran the units of a local gradient (the JSON's `threads`). */
+  let split: { units: number; mainThreadUnits: number; threadsStartedAt: number | null } | null = null;
   const resolved = choice === 'inline' || choice === 'local' ? undefined : await resolveBackend(choice, threads === undefined ? config() : { ...config(), threads }, out);
   if (choice === 'inline') {
     const t0 = performance.now();
@@ -121,31 +111,17 @@ async function gradientCommand(flags: GradientFlags, early: LocalPool | undefine
     } finally {
       await resolved.close();
     }
-  } else if ((threads ?? availableParallelism()) === 1) {
-    // The same schedule and bits as a 1-thread pool, on this thread: a one-off command starts no worker.
-    backend = 'local';
-    const t0 = performance.now();
-    const plan = planGradient(params, batch(), h);
-    const engine = new FdEngine(plan);
-    engine.fillRows(0, engine.rows);
-    g = engine.shard(0, params.length) as Float64Array;
-    seconds = (performance.now() - t0) / 1000;
-    L = planLoss(plan);
-    where = 'local, 1 thread (this process\'s main thread)';
   } else {
     backend = 'local';
-    const pool = early ?? await startPool(threads, config().mnistDir);
+    const runner = local ?? new OneOffGradients({ threads: threads ?? availableParallelism(), mnistDir: config().mnistDir });
     try {
       // The loss comes from the plan's forward pass: bitwise loss(params, batch) (planLoss).
-      const r = await pool.gradientOfBatch(params, batch(), h);
+      const r = await runner.gradient(params, batch(), h);
       ({ gradient: g, seconds, loss: L } = r);
-      const workers = `${pool.threads} worker thread${pool.threads > 1 ? 's' : ''}`;
-      // Said as it happened: a small gradient can be done before a worker thread has finished starting.
-      where = r.callerUnits < r.units
-        ? `local, ${pool.threads + 1} threads (this process's main thread and ${workers}; the main thread ran ${r.callerUnits} of ${r.units} units)`
-        : `local, ${pool.threads + 1} threads asked (this process's main thread ran all ${r.units} units: the gradient was done before the worker thread${pool.threads > 1 ? 's' : ''} had started)`;
+      split = { units: r.units, mainThreadUnits: r.callerUnits, threadsStartedAt: r.threadsStartedAt };
+      where = localWhere(runner.threads, r);
     } finally {
-      if (pool !== early) await pool.close();
+      if (runner !== local) await runner.close();
     }
   }
   L ??= loss(params, batch());
@@ -178,7 +154,20 @@ async function gradientCommand(flags: GradientFlags, early: LocalPool | undefine
   if (flags.json) {
     out.json({
       command: 'gradient', backend, coordinates: g.length, hidden: H, batch: indices.length, h,
-      seconds, wallSeconds, timing: TIMING, loss: L, out: flags.out ?? null, check: check ?? null,
+      seconds, wallSeconds, timing: TIMING, loss: L, threads: split, out: flags.out ?? null, check: check ?? null,
     });
   }
+}
+
+/** The local backend's threads, said as it happened: who ran the units, and whether worker threads started. */
+function localWhere(threads: number, r: OneOffResult): string {
+  if (threads === 1) return 'local, 1 thread (this process\'s main thread)';
+  const workers = `${threads - 1} worker thread${threads > 2 ? 's' : ''}`;
+  if (r.threadsStartedAt === null) {
+    return `local, ${threads} threads asked (this process's main thread ran all ${r.units} units in ${r.seconds.toFixed(3)} s; worker threads start only for work left after ${START_THREADS_AFTER_MS} ms)`;
+  }
+  const started = `started at ${r.threadsStartedAt.toFixed(3)} s`;
+  return r.callerUnits < r.units
+    ? `local, ${threads} threads (this process's main thread and ${workers}, ${started}; the main thread ran ${r.callerUnits} of ${r.units} units)`
+    : `local, ${threads} threads asked (${workers} ${started} found no unit left: the main thread ran all ${r.units} units)`;
 }

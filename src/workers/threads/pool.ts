@@ -4,16 +4,15 @@ import { type Batch, checkIndices, gatherRows } from '../../core/dataset.js';
 import { NumgradError, ValidationError } from '../../core/errors.js';
 import { type FdPlan, planGradient, planLoss } from '../../core/fd-engine.js';
 import { planGradientOfCheckedParams } from '../../core/fd-plan.js';
-import { UNIT_COORDS, countUnits, runSchedule, scheduleGradient, scheduleLength } from '../../core/fd-schedule.js';
+import { UNIT_COORDS, countUnits, scheduleGradient, scheduleLength } from '../../core/fd-schedule.js';
 import { packPlan } from '../../core/plan-buffer.js';
 import { RangeAssembler, reduceEvaluation } from '../../core/reduce.js';
 import { evaluationShards } from '../../core/shard.js';
 import { type Split, loadMnist } from '../../io/mnist.js';
 import { compiledSibling } from '../../io/compiled-path.js';
-import { EngineCache } from './engine-cache.js';
 import { PlanCache } from './plan-cache.js';
 import { SharedBuffers } from './shared-buffers.js';
-import { type CeShardTask, type FdClaimTask, type FdShardTask, type ThreadData, decodeCeResult } from './task-types.js';
+import { type CeShardTask, type FdClaimTask, type FdShardTask, type ThreadData, claimBytes, claimTask, decodeCeResult, newPlanId } from './task-types.js';
 
 export interface PoolOptions {
   /** Worker threads. Default: the machine's available parallelism. */
@@ -24,13 +23,6 @@ export interface PoolOptions {
   gradientShardSize?: number;
   /** Samples per evaluation shard. Default: adapted to the thread count (evaluationShards). */
   evalShardSize?: number;
-  /**
-   * The calling thread claims units of each gradient too, beside the pool's threads, from the same
-   * counter (fd-schedule.ts: which thread runs a unit never changes a value). For a one-off command,
-   * whose main thread would only wait: the work starts at once, while the threads still boot and
-   * warm up. Not for a process whose main thread has other work (a queue worker's event loop).
-   */
-  callerJoins?: boolean;
 }
 
 /** A gradient computed on this pool's threads (a queued gradient's job result is contract.ts GradientResult). */
@@ -41,8 +33,6 @@ export interface PoolGradient {
   /** Coordinate shards, and all units of work (shards plus blocks of memo rows; fd-schedule.ts). */
   readonly shards: number;
   readonly units: number;
-  /** Of the units, those the calling thread ran (a pool with `callerJoins`; else 0). */
-  readonly callerUnits: number;
   readonly seconds: number;
 }
 
@@ -55,7 +45,6 @@ export interface PoolEvaluation {
   readonly seconds: number;
 }
 
-let nextPlanId = 1;
 /**
  * Spare shared buffers a pool keeps: a plan and a workspace for each of two gradients in flight, and
  * a workspace for each of the 2 × threads shard ranges a queue worker runs at once.
@@ -98,8 +87,7 @@ export class LocalPool {
     this.opts = opts;
     this.buffers = new SharedBuffers(spareBuffers(threads));
     // The threads start at once, without MNIST: a gradient's plan carries its batch, and an
-    // evaluation shard carries its split (views over SharedArrayBuffers, sent by reference). So a
-    // one-off command's threads boot while the main thread reads its inputs.
+    // evaluation shard carries its split (views over SharedArrayBuffers, sent by reference).
     const workerData: ThreadData = { train: null, test: null };
     this.pool = new Piscina({
       filename: compiledSibling(import.meta.url, 'tasks.js'),
@@ -132,7 +120,7 @@ export class LocalPool {
   /** The plan packed into a shared buffer from the pool's spares. */
   private share(plan: FdPlan): PreparedGradient {
     const buffer = packPlan(plan, (n) => this.buffers.take(n)) as SharedArrayBuffer;
-    return { planId: nextPlanId++, buffer, coords: plan.params.length, hidden: plan.hidden, rows: plan.rowSample.length, loss: planLoss(plan) };
+    return { planId: newPlanId(), buffer, coords: plan.params.length, hidden: plan.hidden, rows: plan.rowSample.length, loss: planLoss(plan) };
   }
 
   /**
@@ -158,9 +146,6 @@ export class LocalPool {
     return this.plans.with(key, make, async (g) => ({ values: (await this.gradientRange(g, start, end)).values, loss: g.loss }));
   }
 
-  /** The calling thread's engine when it joins a gradient (callerJoins), as a pool thread's (tasks.ts). */
-  private readonly callerEngines = new EngineCache();
-
   /** Derivatives for coordinates [start, end) of a prepared gradient, on a pool thread. */
   async gradientShard(g: PreparedGradient, start: number, end: number): Promise<Float64Array> {
     const task: FdShardTask = { planId: g.planId, plan: g.buffer, start, end };
@@ -173,40 +158,29 @@ export class LocalPool {
    * memory and writing into one shared output. The shard size (`gradientShardSize`, or adapted to
    * the thread count) sets the coordinate units; the values never depend on it.
    */
-  async gradientRange(g: PreparedGradient, start: number, end: number): Promise<{ values: Float64Array; shards: number; units: number; callerUnits: number }> {
-    const joins = this.opts.callerJoins === true;
-    const schedule = scheduleGradient(g.hidden, g.rows, start, end, this.threads + (joins ? 1 : 0), this.opts.gradientShardSize);
+  async gradientRange(g: PreparedGradient, start: number, end: number): Promise<{ values: Float64Array; shards: number; units: number }> {
+    const schedule = scheduleGradient(g.hidden, g.rows, start, end, this.threads, this.opts.gradientShardSize);
     const units = scheduleLength(schedule);
     // One buffer per gradient for the counter, the output and the schedule, reused like the plan's:
     // a buffer shared with the threads lives until every thread's GC lets go of it, and threads
     // that allocate little collect rarely, so a fresh one per gradient would pile up.
     const coords = end - start;
-    const bytes = 8 + 8 * coords + 4 * schedule.length;
-    const buffer = this.buffers.take(bytes);
-    const task: FdClaimTask = {
-      planId: g.planId, plan: g.buffer, base: start,
-      next: new Int32Array(buffer, 0, 1),
-      out: new Float64Array(buffer, 8, coords),
-      schedule: new Int32Array(buffer, 8 + 8 * coords, schedule.length),
-    };
-    task.next[0] = 0;
-    task.schedule.set(schedule);
-    const runs = Array.from({ length: Math.min(this.threads, units) }, async () => (await this.pool.run(task, { name: 'fdClaim' })) as number);
-    // The threads' tasks are posted (or queued while they boot); the caller claims beside them.
-    const mine = joins ? runSchedule(this.callerEngines.engineFor(g.planId, g.buffer), task.schedule, task.next, task.out, start) : 0;
-    const threadsHadWork = mine < units;
-    if (threadsHadWork) {
-      const ran = mine + (await Promise.all(runs)).reduce((a, b) => a + b, 0);
-      if (ran !== units) throw new NumgradError(`gradientRange: ${ran} of ${units} units ran`);
-    } else {
-      // Every unit ran here (the threads were still booting): their tasks, whenever they start,
-      // find the counter past the end and write nothing but the counter. Not waited for; their
-      // buffer is not reused (dropped to the GC), so the counter they touch is no one else's.
-      for (const r of runs) r.catch(() => undefined);
-    }
+    const buffer = this.buffers.take(claimBytes(coords, schedule.length));
+    const task = claimTask(g.planId, g.buffer, start, coords, schedule, buffer);
+    const ran = (await Promise.all(this.claim(task, Math.min(this.threads, units)))).reduce((a, b) => a + b, 0);
+    if (ran !== units) throw new NumgradError(`gradientRange: ${ran} of ${units} units ran`);
     const values = task.out.slice();
-    if (threadsHadWork) this.buffers.giveBack(buffer);
-    return { values, shards: countUnits(schedule, UNIT_COORDS), units, callerUnits: mine };
+    this.buffers.giveBack(buffer);
+    return { values, shards: countUnits(schedule, UNIT_COORDS), units };
+  }
+
+  /**
+   * Posts `tasks` copies of a claim task (each thread runs units until the counter is past the
+   * end). While the threads boot, piscina queues them and hands them out as each thread is ready,
+   * which its event loop learns: a caller that computes beside them must yield to it now and then.
+   */
+  claim(task: FdClaimTask, tasks: number): Promise<number>[] {
+    return Array.from({ length: tasks }, async () => (await this.pool.run(task, { name: 'fdClaim' })) as number);
   }
 
   /** The gradient at `params` on the training samples `indices`, by central differences. */
@@ -222,9 +196,9 @@ export class LocalPool {
   }
 
   private async gradientOf(prepared: PreparedGradient, params: Float64Array, t0: number): Promise<PoolGradient> {
-    const { values, shards, units, callerUnits } = await this.gradientRange(prepared, 0, params.length);
+    const { values, shards, units } = await this.gradientRange(prepared, 0, params.length);
     this.releaseGradient(prepared);
-    return { gradient: values, loss: prepared.loss, shards, units, callerUnits, seconds: (performance.now() - t0) / 1000 };
+    return { gradient: values, loss: prepared.loss, shards, units, seconds: (performance.now() - t0) / 1000 };
   }
 
   /** Per-sample losses and the number correct for samples [start, end) of a split or of `indices`. */

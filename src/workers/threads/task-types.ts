@@ -32,6 +32,26 @@ export interface FdClaimTask {
   readonly base: number;
 }
 
+let nextPlanId = 1;
+/** A fresh id for a plan that threads will see: their engines are cached by it (engine-cache.ts). */
+export const newPlanId = (): number => nextPlanId++;
+
+/** Bytes of a claim task's buffer: the counter, the output of `coords` derivatives and the schedule. */
+export const claimBytes = (coords: number, scheduleLength: number): number => 8 + 8 * coords + 4 * scheduleLength;
+
+/** A claim task over `buffer` (claimBytes long at least): the counter at 0 and the schedule copied in. */
+export function claimTask(planId: number, plan: SharedArrayBuffer, base: number, coords: number, schedule: Int32Array, buffer: SharedArrayBuffer): FdClaimTask {
+  const task: FdClaimTask = {
+    planId, plan, base,
+    next: new Int32Array(buffer, 0, 1),
+    out: new Float64Array(buffer, 8, coords),
+    schedule: new Int32Array(buffer, 8 + 8 * coords, schedule.length),
+  };
+  task.next[0] = 0;
+  task.schedule.set(schedule);
+  return task;
+}
+
 /** A cross-entropy shard: samples [start, end) of a split, or of a mini-batch given by `indices`. */
 export interface CeShardTask {
   readonly params: SharedArrayBuffer | Float64Array;
