@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fdGradient } from '../src/core/fd-engine.js';
 import { readNpyFile } from '../src/io/npy-file.js';
 import { NODE_FLAGS } from '../src/producer/node-flags.js';
+import { START_THREADS_AFTER_MS } from '../src/workers/threads/one-off-gradient.js';
 import { REPO } from './contenders.js';
 import type { Contender, Row } from './run.js';
 
@@ -20,6 +21,8 @@ const OFFSET = 0.3;
 
 export function coldGradientContender(threads: number): Contender {
   let want: Buffer | undefined;
+  // One object for every run (the row keeps the first run's info): how often worker threads started.
+  const info = { wallSeconds: 0, runs: 0, runsWithWorkerThreads: 0, runsSharedWithWorkerThreads: 0 };
   return {
     name: `${COLD_PREFIX}, ${threads} thread${threads > 1 ? 's' : ''} (\`numgrad gradient --backend local --threads ${threads} --out\`: spawn to exit)`,
     warmup: 0,
@@ -31,7 +34,7 @@ export function coldGradientContender(threads: number): Contender {
       const r = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, LOG_LEVEL: 'warn' } });
       const seconds = (performance.now() - t0) / 1000;
       if (r.status !== 0) throw new Error(`numgrad gradient exited with ${r.status}: ${r.stderr}`);
-      const j = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as { seconds: number; wallSeconds: number };
+      const j = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as { seconds: number; wallSeconds: number; threads: { units: number; mainThreadUnits: number; threadsStartedAt: number | null } };
       want ??= Buffer.from(fdGradient(ctx.params, ctx.batch, ctx.h).buffer);
       const got = readNpyFile(out).data as Float64Array;
       if (!Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(want)) throw new Error(`${out}: not the bytes of fdGradient`);
@@ -39,7 +42,12 @@ export function coldGradientContender(threads: number): Contender {
         seconds,
         // compute: the gradient itself (its JSON `seconds`); the rest is start-up, inputs, writing and exit.
         parts: { compute: j.seconds, 'start-up, inputs, .npy, exit': seconds - j.seconds },
-        info: { wallSeconds: j.wallSeconds },
+        info: Object.assign(info, {
+          wallSeconds: j.wallSeconds,
+          runs: info.runs + 1,
+          runsWithWorkerThreads: info.runsWithWorkerThreads + (j.threads.threadsStartedAt !== null ? 1 : 0),
+          runsSharedWithWorkerThreads: info.runsSharedWithWorkerThreads + (j.threads.mainThreadUnits < j.threads.units ? 1 : 0),
+        }),
       };
     },
   };
@@ -74,7 +82,9 @@ export function coldLines(rows: readonly Row[]): string[] {
     if (warm === undefined) continue;
     const bound = SLOPE * warm.medianSeconds + OFFSET;
     const verdict = cold.medianSeconds <= bound ? 'ok' : '**not met**';
-    L.push(`- cold one-off \`numgrad gradient\`, ${threads} thread${threads > 1 ? 's' : ''}: ${fmt(cold.medianSeconds)} from spawn to exit (median; compute ${fmt(cold.parts?.compute ?? NaN)}), warm per-gradient ${fmt(warm.medianSeconds)}: goal ≤ ${SLOPE} × warm + ${OFFSET} s = ${fmt(bound)}: ${verdict}.`);
+    const i = cold.info;
+    const who = threads > 1 && i !== undefined ? ` Worker threads started in ${i.runsWithWorkerThreads} of ${i.runs} runs and ran units in ${i.runsSharedWithWorkerThreads} (they start only for work left after ${START_THREADS_AFTER_MS} ms; the main thread computes from the start).` : '';
+    L.push(`- cold one-off \`numgrad gradient\`, ${threads} thread${threads > 1 ? 's' : ''}: ${fmt(cold.medianSeconds)} from spawn to exit (median; compute ${fmt(cold.parts?.compute ?? NaN)}), warm per-gradient ${fmt(warm.medianSeconds)}: goal ≤ ${SLOPE} × warm + ${OFFSET} s = ${fmt(bound)}: ${verdict}.${who}`);
   }
   const floor = rows.find((r) => r.name.startsWith(NODE_FLOOR));
   if (floor !== undefined && L.length > 0) L.push(`- of which Node itself, starting and exiting with nothing loaded: ${fmt(floor.medianSeconds)} (median${process.env.NODE_EXTRA_CA_CERTS ? '; NODE_EXTRA_CA_CERTS is set here, and Node reads it at every start' : ''}).`);

@@ -31,6 +31,7 @@ import { StepBench, stepContenders, stepLines } from './queue-step.js';
 import { type FunctionsReport, benchFunctions, functionLines } from './functions.js';
 import { type ScalingReport, benchPoolScaling, scalingLines } from './pool-scaling.js';
 import { coldGradientContender, coldLines, nodeFloorContender } from './cold-gradient.js';
+import { START_THREADS_AFTER_MS } from '../src/workers/threads/one-off-gradient.js';
 import { parseFlags, runIfEntry } from './entry.js';
 import { median } from './stats.js';
 
@@ -412,8 +413,9 @@ export function renderMarkdown(rep: Report): string {
   L.push('  threads (src/core/fd-schedule.ts), with the plan made on the main thread. Each');
   L.push('  repetition starts from scratch (new plan, empty memo); one untimed warm-up run goes first (JIT).');
   L.push('- **cold one-off**: a fresh `numgrad gradient --backend local --threads N --out` process per run (bench/cold-gradient.ts),');
-  L.push('  timed from spawn to exit: node start, module loading, the batch\'s images, thread start-up, JIT warm-up, the');
-  L.push('  gradient and the written .npy (checked byte for byte against fdGradient). No warm-up run: every run is cold.');
+  L.push('  timed from spawn to exit: node start, module loading, the batch\'s images, JIT warm-up, the gradient (the');
+  L.push(`  main thread first; worker threads start only for work left after ${START_THREADS_AFTER_MS} ms) and the written .npy (checked`);
+  L.push('  byte for byte against fdGradient). No warm-up run: every run is cold.');
   L.push('');
   L.push(`The runs are interleaved: ${o.textbookRuns} rounds, each one textbook run and its share of every other row's runs,`);
   L.push('so every row is timed over the same stretch of time. Every figure is the median of several runs; all runs');

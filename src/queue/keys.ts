@@ -51,3 +51,13 @@ export class Keys {
     return this.k('runs');
   }
 }
+
+/**
+ * The lock of the attempt now running `job` (BullMQ keeps it at `<queue>:<id>:lock`, holding the
+ * attempt's token, renewed while the attempt lives): for a commit that must be refused once the
+ * attempt has lost it (Store.commitStep's `owner`). Undefined for a job not being processed.
+ */
+export function jobLock(job: { readonly queueQualifiedName: string; readonly id?: string; readonly token?: string }): { lockKey: string; token: string } | undefined {
+  if (job.id === undefined || job.token === undefined || job.token === '') return undefined;
+  return { lockKey: `${job.queueQualifiedName}:${job.id}:lock`, token: job.token };
+}

@@ -3,6 +3,7 @@ import { TRAIN_SIZE, type TrainDriveData } from '../core/contract.js';
 import { ValidationError } from '../core/errors.js';
 import { isEvalStep, sgdStep } from '../core/training.js';
 import { batchIndices } from '../queue/codec.js';
+import { jobLock } from '../queue/keys.js';
 import { type DriveProgress, seededBatch, trainDriveJob, trainStepFlow } from '../queue/flows.js';
 import type { RunSummary } from '../queue/store.js';
 import type { PoolGradient } from './threads/pool.js';
@@ -19,9 +20,10 @@ export interface TrainDriveDeps extends TrainStepDeps {
 
 /**
  * Why a drive ended: the run ended or stopped; another worker appeared or this one is closing; another
- * job advanced the run; or it was started again after the run had moved on (a new drive goes on).
+ * job advanced the run; it was started again after the run had moved on (a new drive goes on); or
+ * this attempt lost the job's lock (its new attempt goes on).
  */
-export type DriveEnd = 'done' | 'stopped' | 'handed-back' | 'elsewhere' | 'renewed';
+export type DriveEnd = 'done' | 'stopped' | 'handed-back' | 'elsewhere' | 'renewed' | 'lost-lock';
 
 /**
  * How long a drive computes steps before it commits them (ms): steps are committed a few at a time,
@@ -42,7 +44,9 @@ export const DRIVE_COMMIT_MS = 100;
  *  - another worker process listens on the shard queue, or this one shuts down: the step it is at is
  *    enqueued as a train-step flow (θ_t is held for it already) and the workers share it;
  *  - the run stops or is cancelled (θ stays held for `numgrad resume`), or ends;
- *  - a commit finds the run advanced by another job (a duplicate after a stall): that one goes on.
+ *  - a commit finds the run advanced by another job (a duplicate after a stall): that one goes on;
+ *  - a commit finds the job's lock no longer this attempt's (it outlived its lock, in a Redis outage
+ *    say, and was taken over as stalled): the new attempt goes on, and this one commits nothing more.
  * A drive that dies is a stalled job: redone, it enqueues a new drive from the step Redis holds (the
  * steps it had not committed are computed again, to the same bits). A commit that Redis lost
  * (StepLost) fails the attempt, and its retry does the same.
@@ -118,9 +122,13 @@ async function commitOverlapped(deps: TrainDriveDeps, job: Job, runId: string, c
   await null;
   const last = first + losses.length - 1;
   // θ_first's hold goes with the commit: a drive that dies right after it leaves nothing held.
-  const c = await commitSteps(deps, runId, cfg, first, next, losses, [], from);
-  const now = await afterCommit(deps, runId, cfg, last, undefined, c.version, c.advanced, false);
-  if (!c.advanced) return { end: 'elsewhere', version: c.version };
+  // Only while this attempt holds the job's lock: one that outlived it (a Redis outage longer than
+  // the lock) has been taken over as stalled, and the new attempt goes on from the step Redis holds.
+  const c = await commitSteps(deps, runId, cfg, first, next, losses, [], from, jobLock(job));
+  if (c.result === 'not-owner') return { end: 'lost-lock', version: c.version };
+  const advanced = c.result === 'advanced';
+  const now = await afterCommit(deps, runId, cfg, last, undefined, c.version, advanced, false);
+  if (!advanced) return { end: 'elsewhere', version: c.version };
   const progress: DriveProgress = { step: last, steps: losses.length };
   await job.updateProgress(progress);
   if (now === null || now.state !== 'running') return { end: last + 1 >= cfg.iters ? 'done' : 'stopped', version: c.version };

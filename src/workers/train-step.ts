@@ -7,7 +7,7 @@ import type { Logger } from '../io/logger.js';
 import { type ShardResults, assembleChildren, fdOrigin } from '../queue/children.js';
 import { paramsVersion } from '../queue/codec.js';
 import { EVAL_SHARD_SAMPLES, evaluationFlow, jobId, seededBatch, trainDriveJob, trainStepFlow } from '../queue/flows.js';
-import type { RunSummary, Store } from '../queue/store.js';
+import type { Advance, LockOwner, RunSummary, Store } from '../queue/store.js';
 
 /**
  * Redis no longer holds a step this job committed (it came back from its append-only file without
@@ -60,7 +60,7 @@ export async function trainStep(deps: TrainStepDeps, job: Job, d: TrainStepData)
     const theta = checkedSnapshot('train-step', d.params, (await deps.loaded(d.params)) ?? (await store.getParams(d.params)));
     const c = await commitSteps(deps, d.run, cfg, t, sgdStep(theta, g, cfg.lr), [loss], stored);
     next = c.version;
-    advanced = c.advanced;
+    advanced = c.result === 'advanced';
     deps.logger.debug({ queue: QUEUES.reduce, jobId: job.id, run: d.run, step: t, loss }, 'step');
   } else {
     next = run.params;
@@ -82,9 +82,10 @@ export function checkedSnapshot(op: string, version: string, theta: Float64Array
  * Steps t … t+k−1 committed as one (k = losses.length; a train-step commits one): θ_{t+k} with its
  * holders (step t + k, and the epoch evaluations of step t+k−1, the only one of them that may be an
  * epoch step), the k metrics lines and the last loss, in one script (store.commitStep); `stored`
- * shard results go with it, and so does the release of θ_t (`releaseFrom`, its version) when given.
+ * shard results go with it, and so does the release of θ_t (`releaseFrom`, its version) when given;
+ * with `owner` (a drive's lock), only while the committing job still holds its lock.
  */
-export async function commitSteps(deps: Pick<TrainStepDeps, 'store'>, runId: string, cfg: RunConfig, t: number, nextParams: Float64Array, losses: readonly number[], stored: readonly string[], releaseFrom?: string): Promise<{ version: string; advanced: boolean }> {
+export async function commitSteps(deps: Pick<TrainStepDeps, 'store'>, runId: string, cfg: RunConfig, t: number, nextParams: Float64Array, losses: readonly number[], stored: readonly string[], releaseFrom?: string, owner?: LockOwner): Promise<{ version: string; result: Advance }> {
   const last = t + losses.length - 1;
   for (let u = t; u < last; u++) if (isEvalStep(cfg, u)) throw new Error(`commitSteps: epoch step ${u} must end the steps committed together (${t}–${last})`);
   const version = paramsVersion(nextParams);
@@ -93,8 +94,8 @@ export async function commitSteps(deps: Pick<TrainStepDeps, 'store'>, runId: str
   const pending = evals ? [`eval:${last}:train`, `eval:${last}:test`] : [];
   const metricsLines = losses.map((loss, i) => JSON.stringify({ iter: t + i, loss }));
   const release = releaseFrom === undefined ? undefined : { version: releaseFrom, holder: jobId('run', runId, 'step', t) };
-  const r = await deps.store.commitStep(runId, t, { params: nextParams, version, holders, pending, metricsLines, loss: losses[losses.length - 1], shardResults: stored, release });
-  return { version, advanced: r === 'advanced' };
+  const result = await deps.store.commitStep(runId, t, { params: nextParams, version, holders, pending, metricsLines, loss: losses[losses.length - 1], shardResults: stored, release, owner });
+  return { version, result };
 }
 
 /**

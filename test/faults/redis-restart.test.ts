@@ -98,7 +98,10 @@ describe.each([
     const aof = watchAof(fx.server.dir);
     const outages: { at: number; before: number; after: number; lostBytes: number; loaded: boolean }[] = [];
     for (const { at, loseLastSecond } of OUTAGES) {
-      await until(`step ${at}`, async () => (await stepOf(c, prefix, run)) >= at, 120_000);
+      await until(`step ${at}`, async () => (await stepOf(c, prefix, run)) >= at, 120_000).catch(async (err: Error) => {
+        // What the run and the workers were doing, for a run that stopped moving.
+        throw new Error(`${err.message}: the run is at step ${await stepOf(c, prefix, run)}; the workers said:\n${workers.map((w) => w.output().slice(-4000)).join('\n')}`);
+      });
       const before = await stepOf(c, prefix, run);
       const ago = aof.sizeAgo(1_000);
       await fx.server.kill9();

@@ -5,6 +5,7 @@
  * `/metrics` alike: nothing answers 500 and nothing reports Redis down.
  */
 import { type Socket, createServer, connect as tcpConnect } from 'node:net';
+import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,7 @@ import { startDashboard } from '../../src/dashboard/server.js';
 import { buildConfig } from '../../src/io/config.js';
 import { main } from '../../src/producer/cli.js';
 import type { Output } from '../../src/producer/output.js';
-import { Keys } from '../../src/queue/keys.js';
+import { Keys, jobLock } from '../../src/queue/keys.js';
 import { Store } from '../../src/queue/store.js';
 import { cleanup, closeRedis, keysUnder, redisUrl, uniquePrefix } from '../helpers/redis.js';
 
@@ -193,6 +194,53 @@ describe('a malformed run hash is listed as corrupt, the others as usual', () =>
 });
 
 describe('a step commits and releases against what Redis holds', () => {
+  it("a drive's commit names its job's lock: refused, changing nothing, once the lock is not its token (the attempt outlived it); the lock jobLock names is the one BullMQ holds for the attempt", async () => {
+    const prefix = uniquePrefix();
+    prefixes.push(prefix);
+    const conn = new Redis(url);
+    const store = new Store(conn, new Keys(prefix));
+    const qconn = new Redis(url, { maxRetriesPerRequest: null });
+    const wconn = new Redis(url, { maxRetriesPerRequest: null });
+    const queue = new Queue('locks', { connection: qconn, prefix });
+    let worker: Worker | undefined;
+    try {
+      // jobLock names the key BullMQ keeps the running attempt's token under.
+      const seen = new Promise<{ lock: string | null; token: string | undefined; key: string | undefined }>((resolve) => {
+        worker = new Worker('locks', async (job) => resolve({ lock: await conn.get(jobLock(job)?.lockKey ?? 'none'), token: job.token, key: jobLock(job)?.lockKey }), { connection: wconn, prefix });
+      });
+      await queue.add('j', {}, { jobId: 'j1' });
+      const got = await seen;
+      expect(got.key).toBe(`${prefix}:locks:j1:lock`);
+      expect(got.token).toBeTruthy();
+      expect(got.lock).toBe(got.token);
+
+      const theta = new Float64Array(795 * 10 + 10).fill(0.5);
+      const v = await store.putParams(theta, 'run-r-step-0');
+      expect(await store.createRun('r', cfg, v)).toBe(true);
+      const lockKey = `${prefix}:reduce:run-r-drive-0:lock`;
+      const next = new Float64Array(theta.length).fill(0.25);
+      const commit = (token: string) => store.commitStep('r', 0, { params: next, version: 'e'.repeat(64), holders: ['run-r-step-2'], pending: [], metricsLines: ['{"iter":0}', '{"iter":1}'], loss: 1, shardResults: [], owner: { lockKey, token } });
+      // No lock (it expired in an outage), then another attempt's: refused, nothing written.
+      expect(await commit('attempt-1')).toBe('not-owner');
+      await conn.set(lockKey, 'attempt-2');
+      expect(await commit('attempt-1')).toBe('not-owner');
+      expect(await store.getRun('r')).toMatchObject({ step: 0, params: v });
+      expect(await store.metrics('r')).toEqual([]);
+      expect(await store.getParams('e'.repeat(64))).toBeNull();
+      // The lock's own attempt commits both steps.
+      expect(await commit('attempt-2')).toBe('advanced');
+      expect(await store.getRun('r')).toMatchObject({ step: 2, params: 'e'.repeat(64) });
+      expect(await store.metrics('r')).toEqual(['{"iter":0}', '{"iter":1}']);
+    } finally {
+      await worker?.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+      qconn.disconnect();
+      wconn.disconnect();
+      conn.disconnect();
+    }
+  });
+
   it("θ_t's hold is released only once the run is past step t; a release resent to a Redis that lost the step is refused and keeps θ_t", async () => {
     const prefix = uniquePrefix();
     prefixes.push(prefix);
