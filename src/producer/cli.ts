@@ -15,7 +15,6 @@ import { dashboardAlongside, registerDashboard } from './commands/dashboard.js';
 import { type Config, type ConfigFlags, DEFAULT_REDIS_URL, ENV, buildConfig } from '../io/config.js';
 import { checkOutput } from '../io/out-dir.js';
 import { OPTIONS, RECIPE } from './cli-options.js';
-import { runDemo } from './demo.js';
 import { errorLine } from './error-line.js';
 import { checkMnistDir } from './input-files.js';
 import { type Output, stdio } from './output.js';
@@ -47,6 +46,8 @@ export function buildProgram(out: Output = stdio, env: NodeJS.ProcessEnv = proce
     .action(async (flags: { out: string }) => {
       checkOutput({ op: 'numgrad demo', option: '--out', path: flags.out, kind: 'folder', bytes: 262_144 });
       checkMnistDir('numgrad demo', config().mnistDir);
+      // The notebook's modules (plots, the seed's numerics) load with this command only.
+      const { runDemo } = await import('./demo.js');
       const { files } = await runDemo({ out: flags.out, mnistDir: config().mnistDir, print: (l) => out.line(l) });
       out.line(`plots: ${files.join(', ')}`);
     });

@@ -6,10 +6,9 @@ import { checkOutput, runOutputBytes } from '../../io/out-dir.js';
 import { type BackendChoice, resolveBackend } from '../backend.js';
 import { OPTIONS, RECIPE } from '../cli-options.js';
 import type { Output } from '../output.js';
-import { Progress } from '../progress.js';
+import type { Progress } from '../progress.js';
 import type { QueueClient } from '../queue-client.js';
 import { checkMnistDir } from '../input-files.js';
-import { RunOutput } from '../run-output.js';
 
 const OP = 'numgrad train';
 
@@ -84,7 +83,7 @@ export async function runLocalTraining(req: TrainRequest, out: Output, config: C
   const { cfg } = req;
   checkMnistDir(op, config.mnistDir);
   // The thread runtime and the local loop load with the local backend only (the queue needs neither).
-  const [{ LocalPool }, { trainLocal }] = await Promise.all([import('../../workers/threads/pool.js'), import('../train-local.js')]);
+  const [{ LocalPool }, { trainLocal }, { Progress }] = await Promise.all([import('../../workers/threads/pool.js'), import('../train-local.js'), import('../progress.js')]);
   const pool = new LocalPool({ threads: config.threads, mnistDir: config.mnistDir });
   out.line(`train: backend local, ${pool.threads} thread(s); ${cfg.iters} iterations, batch ${cfg.batch}, lr ${cfg.lr}, H ${cfg.hidden}, seed ${cfg.seed}, h ${cfg.h}; output in ${req.out}`);
   const progress = new Progress(cfg.iters);
@@ -123,6 +122,8 @@ export async function followRun(client: QueueClient, id: string, outDir: string 
   const t0 = performance.now();
   const first = await client.run(id);
   if (outDir !== undefined) checkOutput({ op, option: '--out', path: outDir, kind: 'folder', bytes: runOutputBytes(first.iters, first.config.hidden) });
+  // The progress line and the output files load with a training only (a one-off command needs neither).
+  const [{ Progress }, { RunOutput }] = await Promise.all([import('../progress.js'), import('../run-output.js')]);
   const progress = new Progress(first.iters);
   progress.from(first.step); // steps done before we watched are not part of the rate
   const signal = stopSignal(progress, 'following (the run goes on in Redis)');
