@@ -35,10 +35,12 @@ export function localPoolContender(threads: number): Contender {
 
 /**
  * The pool as a training loop uses it: gradients back to back. Each run computes one gradient
- * untimed (the threads wake from the idle of the other rows: on this machine a gradient after a
- * second of idle costs about twice one in a sequence), then `count` more on the same inputs (no
- * result is cached between them: each plans, fills its memo and computes every coordinate), and
- * reports their median.
+ * untimed, then `count` more on the same inputs (no result is cached between them: each plans,
+ * fills its memo and computes every coordinate), and reports their median. The untimed one takes
+ * the garbage collection of what the bench's other rows allocated in this process: measured in a
+ * quiet process with a warm 2-thread pool, a gradient after 0.3 s or 1 s of idle costs what one in
+ * a sequence costs, and so does one after a sweep over 64 MB, but one after the process allocated
+ * and dirtied a fresh 64 MB costs ~2.5× (the isolated pool rows pay this: their spread).
  */
 export function backToBackContender(threads: number, count = 10): Contender {
   let pool: LocalPool | undefined;
