@@ -52,10 +52,11 @@ export const SHARD_RESULT_TTL_SECONDS = 86_400;
  */
 export type Advance = 'advanced' | 'elsewhere' | 'no-run' | 'not-owner';
 
-/** A BullMQ job's lock: its key and the token of the attempt that holds it (lockOf in queue/flows.ts). */
+/** A BullMQ job's lock: its key, the token of the attempt that holds it, its duration (jobLock in queue/keys.ts). */
 export interface LockOwner {
   readonly lockKey: string;
   readonly token: string;
+  readonly lockMs: number;
 }
 
 /**
@@ -67,14 +68,19 @@ export interface LockOwner {
  * the step still has them for the redo), and so may θ_t's hold (a drive's: no one else releases
  * it if the drive dies right after). A job that commits many steps over a long life (a drive) names
  * its BullMQ lock and token: once the lock is not its own (it outlived its lock, in a Redis outage
- * say, and the job was taken over as stalled), it commits nothing more, so a run never has two
- * drivers. KEYS: run, metrics, params(θ_{t+k}), holders(θ_{t+k}), pending, params(θ_t),
- * holders(θ_t), the job's lock (any key without an owner), shard results…. ARGV: t, version, loss
- * (of step t+k−1), now, snapshot bytes, θ_t's holder to drop ('' for none), holder count, pending
- * count, the lock's token ('' for no owner), holders…, pending…, metrics lines….
+ * say, and the job was taken over as stalled), it commits nothing more; while it is, the commit
+ * renews it (BullMQ's own renewal tracks jobs by id, and a stale attempt of the same job in the same
+ * process ends that for the live one when it ends). KEYS: run, metrics, params(θ_{t+k}),
+ * holders(θ_{t+k}), pending, params(θ_t), holders(θ_t), the job's lock (any key without an owner),
+ * shard results…. ARGV: t, version, loss (of step t+k−1), now, snapshot bytes, θ_t's holder to drop
+ * ('' for none), holder count, pending count, the lock's token ('' for no owner), its duration (ms),
+ * holders…, pending…, metrics lines….
  */
 const COMMIT_STEP = `
-if ARGV[9] ~= '' and redis.call('GET', KEYS[8]) ~= ARGV[9] then return -2 end
+if ARGV[9] ~= '' then
+  if redis.call('GET', KEYS[8]) ~= ARGV[9] then return -2 end
+  redis.call('PEXPIRE', KEYS[8], ARGV[10])
+end
 local step = tonumber(redis.call('HGET', KEYS[1], 'step'))
 if step == nil then return -1 end
 if step ~= tonumber(ARGV[1]) then return 0 end
@@ -82,10 +88,10 @@ for i = 9, #KEYS do redis.call('DEL', KEYS[i]) end
 redis.call('SET', KEYS[3], ARGV[5], 'NX')
 local n = tonumber(ARGV[7])
 local m = tonumber(ARGV[8])
-for i = 10, 9 + n do redis.call('SADD', KEYS[4], ARGV[i]) end
-for i = 10 + n, 9 + n + m do redis.call('SADD', KEYS[5], ARGV[i]) end
-local lines = #ARGV - (9 + n + m)
-for i = 10 + n + m, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+for i = 11, 10 + n do redis.call('SADD', KEYS[4], ARGV[i]) end
+for i = 11 + n, 10 + n + m do redis.call('SADD', KEYS[5], ARGV[i]) end
+local lines = #ARGV - (10 + n + m)
+for i = 11 + n + m, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
 if ARGV[6] ~= '' then ${dropHolder('KEYS[6]', 'KEYS[7]', 'ARGV[6]')}
 end
 redis.call('HSET', KEYS[1], 'step', step + lines, 'params', ARGV[2], 'loss', ARGV[3], 'updatedAt', ARGV[4])
@@ -216,14 +222,17 @@ export class Store {
   /**
    * Moves a run from step t to t+k once (COMMIT_STEP), k = the number of metrics lines: θ_{t+k}
    * stored as `version` and held by `holders`, the evaluation tokens `pending` added, the lines
-   * appended, and `release`'s hold on θ_t dropped; only while `owner`'s lock holds its token, if given.
+   * appended, and `release`'s hold on θ_t dropped; with `owner`, only while its lock holds its
+   * token, renewed for `lockMs`.
    */
   async commitStep(id: string, t: number, step: { params: Float64Array; version: string; holders: readonly string[]; pending: readonly string[]; metricsLines: readonly string[]; loss: number; shardResults: readonly string[]; release?: { version: string; holder: string }; owner?: LockOwner }): Promise<Advance> {
     if (step.metricsLines.length === 0) throw new Error('commitStep: at least one step (metrics line) to commit');
-    if (step.owner !== undefined && step.owner.token === '') throw new Error('commitStep: owner.token must not be empty');
+    if (step.owner !== undefined && (step.owner.token === '' || !(Number.isInteger(step.owner.lockMs) && step.owner.lockMs > 0))) {
+      throw new Error('commitStep: owner needs a token and a lock duration (ms, a positive integer)');
+    }
     const rel = step.release?.version ?? step.version;
     const keys = [this.keys.run(id), this.keys.runMetrics(id), this.keys.params(step.version), this.keys.holders(step.version), this.keys.runPending(id), this.keys.params(rel), this.keys.holders(rel), step.owner?.lockKey ?? this.keys.run(id), ...step.shardResults];
-    const args = [t, step.version, step.loss, Date.now(), f64Bytes(step.params), step.release?.holder ?? '', step.holders.length, step.pending.length, step.owner?.token ?? '', ...step.holders, ...step.pending, ...step.metricsLines];
+    const args = [t, step.version, step.loss, Date.now(), f64Bytes(step.params), step.release?.holder ?? '', step.holders.length, step.pending.length, step.owner?.token ?? '', step.owner?.lockMs ?? 0, ...step.holders, ...step.pending, ...step.metricsLines];
     const r = (await this.redis.eval(COMMIT_STEP, keys.length, ...keys, ...args)) as number;
     return r === 1 ? 'advanced' : r === 0 ? 'elsewhere' : r === -2 ? 'not-owner' : 'no-run';
   }

@@ -64,6 +64,7 @@ export class QueueWorker implements Drainable {
       gradient: (params, indices, h) => this.pool.gradient(params, indices, h),
       solo: () => this.solo(),
       stopping: () => this.closing !== undefined,
+      lockMs: opts.lockDuration ?? WORKER_DEFAULTS.lockDuration,
     });
     // Without a listener BullMQ prints each 'error' event with console.error: a stack that, for an
     // auth error, carries the AUTH command and its password.
@@ -102,7 +103,8 @@ export class QueueWorker implements Drainable {
   }
 
   private async track<T>(job: Job, token: string | undefined, run: () => Promise<T>): Promise<T> {
-    const key = `${job.queueName}:${job.id}`;
+    // By attempt: a stale attempt of a job (it outlived its lock) may still be running here beside the live one.
+    const key = `${job.queueName}:${job.id}:${token ?? ''}`;
     this.inFlight.set(key, { job, token });
     try {
       return await run();

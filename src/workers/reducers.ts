@@ -24,10 +24,11 @@ export interface ReducerDeps {
   readonly results: ShardResults;
   /** Logs a failure to record a failed run (the Redis URL redacted). */
   readonly warnUnrecorded: (job: Job, err: unknown) => void;
-  /** For train-drive jobs: this process's gradient, whether it is the only worker, whether it is closing. */
+  /** For train-drive jobs: this process's gradient, whether it is the only worker, whether it is closing, the lock duration. */
   readonly gradient: TrainDriveDeps['gradient'];
   readonly solo: TrainDriveDeps['solo'];
   readonly stopping: TrainDriveDeps['stopping'];
+  readonly lockMs: TrainDriveDeps['lockMs'];
 }
 
 /**

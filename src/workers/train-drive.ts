@@ -8,6 +8,7 @@ import { type DriveProgress, seededBatch, trainDriveJob, trainStepFlow } from '.
 import type { RunSummary } from '../queue/store.js';
 import type { PoolGradient } from './threads/pool.js';
 import { type TrainStepDeps, afterCommit, checkedSnapshot, commitSteps } from './train-step.js';
+import { WORKER_DEFAULTS } from './worker-options.js';
 
 export interface TrainDriveDeps extends TrainStepDeps {
   /** The gradient on this process's threads (LocalPool.gradient): the same bits as any sharding of it. */
@@ -16,6 +17,8 @@ export interface TrainDriveDeps extends TrainStepDeps {
   readonly stopping: () => boolean;
   /** How long steps are computed before they are committed together (ms); default DRIVE_COMMIT_MS. */
   readonly commitMs?: number;
+  /** The worker's lock duration (ms), which each commit renews the drive's lock for; default WORKER_DEFAULTS.lockDuration. */
+  readonly lockMs?: number;
 }
 
 /**
@@ -78,8 +81,8 @@ export async function trainDrive(deps: TrainDriveDeps, job: Job, d: TrainDriveDa
   let first = t;
   let losses: number[] = [];
   let since = performance.now();
-  /** The last commit and what follows it, running while the next step's gradient is computed; the version it committed. */
-  let prev: Promise<{ end: DriveEnd | 'go'; version: string }> | undefined;
+  /** The last commit and what follows it, running while the next step's gradient is computed; the version it committed, the step the run is at after it. */
+  let prev: Promise<{ end: DriveEnd | 'go'; version: string; to: number }> | undefined;
   for (;;) {
     const g = t < cfg.iters ? deps.gradient(theta, batchIndices(seededBatch(cfg.seed, t, cfg.batch), TRAIN_SIZE), cfg.h) : undefined;
     const settle = (): Promise<unknown> | undefined => g?.catch(() => undefined);
@@ -93,7 +96,7 @@ export async function trainDrive(deps: TrainDriveDeps, job: Job, d: TrainDriveDa
       base = f.version;
       if (f.end !== 'go') {
         await settle();
-        return { from, to: first, end: f.end };
+        return { from, to: f.to, end: f.end };
       }
     }
     // Every step up to t is committed here (the last step ends a commit).
@@ -118,19 +121,20 @@ export async function trainDrive(deps: TrainDriveDeps, job: Job, d: TrainDriveDa
 }
 
 /** Steps first … first+k−1 committed, begun once the caller has started the next step's gradient (the hash of θ included). */
-async function commitOverlapped(deps: TrainDriveDeps, job: Job, runId: string, cfg: RunSummary['config'], first: number, from: string, next: Float64Array, losses: number[]): Promise<{ end: DriveEnd | 'go'; version: string }> {
+async function commitOverlapped(deps: TrainDriveDeps, job: Job, runId: string, cfg: RunSummary['config'], first: number, from: string, next: Float64Array, losses: number[]): Promise<{ end: DriveEnd | 'go'; version: string; to: number }> {
   await null;
   const last = first + losses.length - 1;
   // θ_first's hold goes with the commit: a drive that dies right after it leaves nothing held.
   // Only while this attempt holds the job's lock: one that outlived it (a Redis outage longer than
   // the lock) has been taken over as stalled, and the new attempt goes on from the step Redis holds.
-  const c = await commitSteps(deps, runId, cfg, first, next, losses, [], from, jobLock(job));
-  if (c.result === 'not-owner') return { end: 'lost-lock', version: c.version };
+  const c = await commitSteps(deps, runId, cfg, first, next, losses, [], from, jobLock(job, deps.lockMs ?? WORKER_DEFAULTS.lockDuration));
+  // A refused commit's steps are not the run's: `to` is where this drive left the run.
+  if (c.result === 'not-owner') return { end: 'lost-lock', version: c.version, to: first };
   const advanced = c.result === 'advanced';
   const now = await afterCommit(deps, runId, cfg, last, undefined, c.version, advanced, false);
-  if (!advanced) return { end: 'elsewhere', version: c.version };
+  if (!advanced) return { end: 'elsewhere', version: c.version, to: first };
   const progress: DriveProgress = { step: last, steps: losses.length };
   await job.updateProgress(progress);
-  if (now === null || now.state !== 'running') return { end: last + 1 >= cfg.iters ? 'done' : 'stopped', version: c.version };
-  return { end: now.step === last + 1 ? 'go' : 'elsewhere', version: c.version };
+  if (now === null || now.state !== 'running') return { end: last + 1 >= cfg.iters ? 'done' : 'stopped', version: c.version, to: last + 1 };
+  return { end: now.step === last + 1 ? 'go' : 'elsewhere', version: c.version, to: last + 1 };
 }

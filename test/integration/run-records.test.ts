@@ -194,7 +194,7 @@ describe('a malformed run hash is listed as corrupt, the others as usual', () =>
 });
 
 describe('a step commits and releases against what Redis holds', () => {
-  it("a drive's commit names its job's lock: refused, changing nothing, once the lock is not its token (the attempt outlived it); the lock jobLock names is the one BullMQ holds for the attempt", async () => {
+  it("a drive's commit names its job's lock: refused, changing nothing, once the lock is not its token (the attempt outlived it); the lock jobLock names is the one BullMQ holds for the attempt; the owner's commit renews it", async () => {
     const prefix = uniquePrefix();
     prefixes.push(prefix);
     const conn = new Redis(url);
@@ -206,7 +206,7 @@ describe('a step commits and releases against what Redis holds', () => {
     try {
       // jobLock names the key BullMQ keeps the running attempt's token under.
       const seen = new Promise<{ lock: string | null; token: string | undefined; key: string | undefined }>((resolve) => {
-        worker = new Worker('locks', async (job) => resolve({ lock: await conn.get(jobLock(job)?.lockKey ?? 'none'), token: job.token, key: jobLock(job)?.lockKey }), { connection: wconn, prefix });
+        worker = new Worker('locks', async (job) => resolve({ lock: await conn.get(jobLock(job, 1000)?.lockKey ?? 'none'), token: job.token, key: jobLock(job, 1000)?.lockKey }), { connection: wconn, prefix });
       });
       await queue.add('j', {}, { jobId: 'j1' });
       const got = await seen;
@@ -219,16 +219,21 @@ describe('a step commits and releases against what Redis holds', () => {
       expect(await store.createRun('r', cfg, v)).toBe(true);
       const lockKey = `${prefix}:reduce:run-r-drive-0:lock`;
       const next = new Float64Array(theta.length).fill(0.25);
-      const commit = (token: string) => store.commitStep('r', 0, { params: next, version: 'e'.repeat(64), holders: ['run-r-step-2'], pending: [], metricsLines: ['{"iter":0}', '{"iter":1}'], loss: 1, shardResults: [], owner: { lockKey, token } });
-      // No lock (it expired in an outage), then another attempt's: refused, nothing written.
+      const commit = (token: string) => store.commitStep('r', 0, { params: next, version: 'e'.repeat(64), holders: ['run-r-step-2'], pending: [], metricsLines: ['{"iter":0}', '{"iter":1}'], loss: 1, shardResults: [], owner: { lockKey, token, lockMs: 5000 } });
+      // No lock (it expired in an outage), then another attempt's: refused, nothing written, the lock untouched.
       expect(await commit('attempt-1')).toBe('not-owner');
+      expect(await conn.exists(lockKey)).toBe(0);
       await conn.set(lockKey, 'attempt-2');
       expect(await commit('attempt-1')).toBe('not-owner');
+      expect(await conn.pttl(lockKey)).toBe(-1);
       expect(await store.getRun('r')).toMatchObject({ step: 0, params: v });
       expect(await store.metrics('r')).toEqual([]);
       expect(await store.getParams('e'.repeat(64))).toBeNull();
-      // The lock's own attempt commits both steps.
+      // The lock's own attempt commits both steps, and its lock is renewed for the worker's duration.
       expect(await commit('attempt-2')).toBe('advanced');
+      const ttl = await conn.pttl(lockKey);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(5000);
       expect(await store.getRun('r')).toMatchObject({ step: 2, params: 'e'.repeat(64) });
       expect(await store.metrics('r')).toEqual(['{"iter":0}', '{"iter":1}']);
     } finally {

@@ -27,7 +27,7 @@ describe('OneOffGradients: the main thread first, worker threads once the work i
       // The first gradient starts the thread, which may boot too late to get a unit of it; a later one
       // finds it ready and shares.
       let shared = 0;
-      for (let k = 0; k < 8 && shared < 2; k++) {
+      for (let k = 0; k < 30 && shared < 2; k++) {
         const r = await g.gradient(params, batch);
         expect(r.threadsStartedAt).not.toBeNull();
         expect(bytesOf(r.gradient).equals(bytesOf(inline)), `gradient ${k}`).toBe(true);

@@ -31,19 +31,23 @@ interface World {
   /** Each commit: its first step, how many steps, θ after them, its metrics lines. */
   commits: { t: number; k: number; version: string; params: Float64Array; lines: readonly string[]; release?: { version: string; holder: string } }[];
   progress: unknown[];
+  /** The lock each commit named (Store.commitStep's owner). */
+  owners: unknown[];
   added: { name: string; data: Record<string, unknown> }[];
   run: { step: number; state: RunSummary['state']; params: string };
 }
 
-function world(opts: { solo?: (n: number) => boolean; stopping?: () => boolean; theta?: Float64Array; afterCommit?: (w: World, t: number) => void; commitMs?: number } = {}): World {
+function world(opts: { solo?: (n: number) => boolean; stopping?: () => boolean; theta?: Float64Array; afterCommit?: (w: World, t: number) => void; commitMs?: number; lockLost?: (w: World) => boolean } = {}): World {
   const t0 = opts.theta ?? theta0();
   const snapshots = new Map<string, Float64Array>([[paramsVersion(t0), t0]]);
-  const w = { commits: [], progress: [], added: [], run: { step: 0, state: 'running', params: paramsVersion(t0) } } as unknown as World;
+  const w = { commits: [], progress: [], added: [], owners: [], run: { step: 0, state: 'running', params: paramsVersion(t0) } } as unknown as World;
   const summary = (): RunSummary => ({ id: 'r', state: w.run.state, step: w.run.step, iters: cfg.iters, config: cfg, params: w.run.params, loss: null, trainAcc: null, testAcc: null, createdAt: 0, updatedAt: 0 });
   const store = {
     getRun: async () => summary(),
     getParams: async (v: string) => snapshots.get(v) ?? null,
-    commitStep: async (_id: string, t: number, s: { params: Float64Array; version: string; metricsLines: readonly string[]; release?: { version: string; holder: string } }) => {
+    commitStep: async (_id: string, t: number, s: { params: Float64Array; version: string; metricsLines: readonly string[]; release?: { version: string; holder: string }; owner?: unknown }) => {
+      w.owners.push(s.owner);
+      if (opts.lockLost?.(w)) return 'not-owner';
       if (t !== w.run.step) return 'elsewhere';
       const k = s.metricsLines.length;
       w.commits.push({ t, k, version: s.version, params: s.params, lines: s.metricsLines, release: s.release });
@@ -185,6 +189,19 @@ describe('train-drive: a run\'s steps on one worker, committed as flows would co
     const same = world({ theta: want[3] });
     same.run.step = 3;
     expect(await trainDrive(same.deps, { ...same.job, attemptsStarted: 2 } as unknown as Job, { v: 1, run: 'r', step: 3 })).toEqual({ from: 3, to: 6, end: 'done' });
+  });
+
+  it('names its lock in every commit, and once a commit is refused for it (the attempt outlived its lock) ends, committing and enqueuing nothing more', async () => {
+    const w = world({ lockLost: (x) => x.commits.length >= 2 });
+    w.deps = { ...w.deps, lockMs: 2000 };
+    w.job = { ...w.job, id: 'run-r-drive-0', queueQualifiedName: 'p:reduce', token: 'tok-1' } as unknown as Job;
+    const r = await trainDrive(w.deps, w.job, { v: 1, run: 'r', step: 0 });
+    expect(r).toEqual({ from: 0, to: 2, end: 'lost-lock' });
+    expect(w.commits.map((c) => c.t)).toEqual([0, 1]);
+    expect(w.owners.length).toBe(3);
+    for (const o of w.owners) expect(o).toEqual({ lockKey: 'p:reduce:run-r-drive-0:lock', token: 'tok-1', lockMs: 2000 });
+    expect(w.run.step).toBe(2);
+    expect(w.added.filter((f) => f.name !== 'evaluation')).toEqual([]);
   });
 
   it('a snapshot with NaN fails the drive, naming the value', async () => {

@@ -101,14 +101,20 @@ export class OneOffGradients {
   }
 
   private threadPool(): Promise<LocalPool> {
-    this.pool ??= import('./pool.js').then(({ LocalPool }) => new LocalPool({ threads: this.threads - 1, mnistDir: this.opts.mnistDir }));
+    this.pool ??= import('./pool.js').then(({ LocalPool }) => {
+      // Closed while the module loaded: start no thread that nothing would stop.
+      if (this.closed) throw new NumgradError('OneOffGradients: closed');
+      return new LocalPool({ threads: this.threads - 1, mnistDir: this.opts.mnistDir });
+    });
     return this.pool;
   }
 
   /** Stops the worker threads, if any were started; safe to call twice. */
   async close(): Promise<void> {
     this.closed = true;
-    await (await this.pool)?.close();
+    // A pool that failed to start has no thread to stop (its gradient reported the failure).
+    const pool = await this.pool?.catch(() => undefined);
+    await pool?.close();
   }
 }
 
