@@ -95,12 +95,14 @@ export async function main(argv: string[], out: Output = stdio): Promise<number>
 // Run when this file is the entry point, also through the node_modules/.bin symlink npx uses.
 const isEntry = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isEntry) {
-  // `numgrad … | head`: once the reader is gone, stop as a Unix tool stops on SIGPIPE (status 141),
+  // `numgrad … | head` (or `2>&1 | head`): once the reader is gone, stop as a Unix tool stops on SIGPIPE (status 141),
   // without a stack trace for every line still to come.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  const onPipeError = (err: NodeJS.ErrnoException): void => {
     if (err.code !== 'EPIPE') throw err;
     process.exit(128 + 13);
-  });
+  };
+  process.stdout.on('error', onPipeError);
+  process.stderr.on('error', onPipeError);
   main(process.argv.slice(2)).then((code) => {
     // A command may have set its own code (130 after Ctrl-C); an error code wins over it.
     if (code !== 0 || process.exitCode === undefined) process.exitCode = code;
