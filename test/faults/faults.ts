@@ -116,14 +116,14 @@ export async function stopOrKill(w: WorkerProcess, ms = 10_000): Promise<void> {
 }
 
 /**
- * `numgrad follow RUN --out` to the end, then what every fault must leave: the run `done`, params.npy
+ * `numgrad follow RUN --out` (a folder `outName` in fx.dir) to the end, then what every fault must leave: the run `done`, params.npy
  * byte-identical to the local run, the same metrics, iterations 0…ITERS−1 once each in Redis, and
  * nothing under the prefix but the run's summary and BullMQ's bookkeeping (the last reducer job is
  * removed just after the run is marked done, so that is polled briefly).
  */
-export async function expectFollowedBitwise(c: Redis, fx: { readonly dir: string; readonly server: RedisServer; readonly reference: Reference }, prefix: string, run: string): Promise<void> {
+export async function expectFollowedBitwise(c: Redis, fx: { readonly dir: string; readonly server: RedisServer; readonly reference: Reference }, prefix: string, run: string, outName = 'followed'): Promise<void> {
   const url = fx.server.url;
-  const out = join(fx.dir, 'followed');
+  const out = join(fx.dir, outName);
   const f = await runCli(['follow', run, '--out', out, '--json'], { prefix, url }, 180_000);
   expect(f.code, f.stderr).toBe(0);
   expect(JSON.parse(f.stdout.trimEnd().split('\n').pop() ?? '')).toMatchObject({ run, state: 'done', steps: ITERS });

@@ -5,8 +5,6 @@
  * /api/runs and its /metrics. Then the snapshot is restored, the run resumed and followed: its
  * params.npy is byte-identical to the undisturbed local run.
  */
-import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -17,7 +15,7 @@ import { buildConfig } from '../../src/io/config.js';
 import { Keys } from '../../src/queue/keys.js';
 import { Store } from '../../src/queue/store.js';
 import { type WorkerProcess, runCli, sleep, spawnWorker, uniquePrefix } from '../helpers/redis.js';
-import { FAST_LOCKS, ITERS, TRAIN_FLAGS, faultFixture, metricsOf, probe, stopOrKill, until } from './faults.js';
+import { FAST_LOCKS, ITERS, TRAIN_FLAGS, expectFollowedBitwise, faultFixture, probe, stopOrKill, until } from './faults.js';
 
 const fx = faultFixture('runfail');
 
@@ -123,12 +121,7 @@ describe('a run that fails is failed at once, visibly, and resumes bit for bit',
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stdout).toContain(`run ${run}: running again from step ${bad.step}/${ITERS}`);
     expect(await c.hget(runKey, 'error')).toBeNull();
-    const out = join(fx.dir, 'resumed');
-    const f = await runCli(['follow', run, '--out', out, '--json'], { prefix, url }, 180_000);
-    expect(f.code, f.stderr).toBe(0);
-    expect(JSON.parse(f.stdout.trimEnd().split('\n').pop() ?? '')).toMatchObject({ run, state: 'done', steps: ITERS });
-    expect(readFileSync(join(out, 'params.npy')).equals(fx.reference.params), 'params.npy byte-identical to the local run').toBe(true);
-    expect(metricsOf(join(out, 'metrics.jsonl'))).toEqual(fx.reference.metrics);
+    await expectFollowedBitwise(c, fx, prefix, run, 'resumed');
     console.log(`[fault] NaN snapshot at step ${bad.step}: failed ${failedAfter} ms after the corruption (${h.error}); resumed to done, params bitwise the local run's`);
   }, 300_000);
 
