@@ -52,13 +52,20 @@ export class Keys {
   }
 }
 
+/** A BullMQ job's lock: its key, the token of the attempt that holds it, and the duration it is renewed for. */
+export interface LockOwner {
+  readonly lockKey: string;
+  readonly token: string;
+  readonly lockMs: number;
+}
+
 /**
  * The lock of the attempt now running `job` (BullMQ keeps it at `<queue>:<id>:lock`, holding the
  * attempt's token, renewed while the attempt lives) and the worker's lock duration: for a commit
  * that must be refused once the attempt has lost it, and renews it otherwise (Store.commitStep's
  * `owner`). Undefined for a job without a token (not taken by a worker): its commits go unchecked.
  */
-export function jobLock(job: { readonly queueQualifiedName: string; readonly id?: string; readonly token?: string }, lockMs: number): { lockKey: string; token: string; lockMs: number } | undefined {
+export function jobLock(job: { readonly queueQualifiedName: string; readonly id?: string; readonly token?: string }, lockMs: number): LockOwner | undefined {
   if (job.id === undefined || job.token === undefined || job.token === '') return undefined;
   return { lockKey: `${job.queueQualifiedName}:${job.id}:lock`, token: job.token, lockMs };
 }

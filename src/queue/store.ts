@@ -1,7 +1,7 @@
 import type { Connection } from '../io/redis.js';
 import type { TrainConfig } from '../core/training.js';
 import { bufferToF64, f64Bytes, paramsVersion } from './codec.js';
-import type { Keys } from './keys.js';
+import type { Keys, LockOwner } from './keys.js';
 import { type ListedRun, listedRun, parseRunHash } from './run-record.js';
 
 /** The state of a training run as kept in Redis. */
@@ -51,13 +51,6 @@ export const SHARD_RESULT_TTL_SECONDS = 86_400;
  * run; or refused, the committing job no longer holding its lock (`owner`).
  */
 export type Advance = 'advanced' | 'elsewhere' | 'no-run' | 'not-owner';
-
-/** A BullMQ job's lock: its key, the token of the attempt that holds it, its duration (jobLock in queue/keys.ts). */
-export interface LockOwner {
-  readonly lockKey: string;
-  readonly token: string;
-  readonly lockMs: number;
-}
 
 /**
  * Steps t … t+k−1 of a run (k ≥ 1: a train-step commits one, a train-drive a few at a time),

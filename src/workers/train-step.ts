@@ -7,7 +7,8 @@ import type { Logger } from '../io/logger.js';
 import { type ShardResults, assembleChildren, fdOrigin } from '../queue/children.js';
 import { paramsVersion } from '../queue/codec.js';
 import { EVAL_SHARD_SAMPLES, evaluationFlow, jobId, seededBatch, trainDriveJob, trainStepFlow } from '../queue/flows.js';
-import type { Advance, LockOwner, RunSummary, Store } from '../queue/store.js';
+import type { LockOwner } from '../queue/keys.js';
+import type { Advance, RunSummary, Store } from '../queue/store.js';
 
 /**
  * Redis no longer holds a step this job committed (it came back from its append-only file without

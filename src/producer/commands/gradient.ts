@@ -75,18 +75,19 @@ export function registerGradient(program: Command, out: Output, config: () => Co
     .addOption(OPTIONS.shards('shards per gradient through the queue'))
     .action(async (flags: GradientFlags) => {
       // The local backend's threads (this process's main thread first, worker threads if the work is
-      // long enough to pay for them), stopped after the output is written.
-      const local = flags.backend === 'local' ? new OneOffGradients({ threads: flags.threads ?? availableParallelism(), mnistDir: mnistDir() }) : undefined;
+      // long enough to pay for them: none start unless a local gradient asks), stopped after the
+      // output is written.
+      const local = new OneOffGradients({ threads: flags.threads ?? availableParallelism(), mnistDir: mnistDir() });
       try {
         await gradientCommand(flags, local, out, config);
       } finally {
-        await local?.close();
+        await local.close();
       }
     });
 }
 
 /** `local`: the threads of --backend local or of auto resolved to it (closed by the caller). */
-async function gradientCommand(flags: GradientFlags, local: OneOffGradients | undefined, out: Output, config: () => Config): Promise<void> {
+async function gradientCommand(flags: GradientFlags, local: OneOffGradients, out: Output, config: () => Config): Promise<void> {
   const { h, backend: choice, threads, shards } = flags;
   const { params, batch, indices } = resolveInputs(OP, flags, config().mnistDir);
   if (flags.out !== undefined) checkOutput({ op: OP, option: '--out', path: flags.out, kind: 'file', bytes: 2 * npyBytes(params.length) });
@@ -113,16 +114,11 @@ async function gradientCommand(flags: GradientFlags, local: OneOffGradients | un
     }
   } else {
     backend = 'local';
-    const runner = local ?? new OneOffGradients({ threads: threads ?? availableParallelism(), mnistDir: config().mnistDir });
-    try {
-      // The loss comes from the plan's forward pass: bitwise loss(params, batch) (planLoss).
-      const r = await runner.gradient(params, batch(), h);
-      ({ gradient: g, seconds, loss: L } = r);
-      split = { units: r.units, mainThreadUnits: r.callerUnits, threadsStartedAt: r.threadsStartedAt };
-      where = localWhere(runner.threads, r);
-    } finally {
-      if (runner !== local) await runner.close();
-    }
+    // The loss comes from the plan's forward pass: bitwise loss(params, batch) (planLoss).
+    const r = await local.gradient(params, batch(), h);
+    ({ gradient: g, seconds, loss: L } = r);
+    split = { units: r.units, mainThreadUnits: r.callerUnits, threadsStartedAt: r.threadsStartedAt };
+    where = localWhere(local.threads, r);
   }
   L ??= loss(params, batch());
   const H = (params.length - 10) / 795;
